@@ -1,0 +1,170 @@
+"""Audio in: decode any file or bytes soundfile understands, check it, and bring it to 16 kHz mono.
+
+Every failure is an :class:`AudioError` whose message is one sentence a user understands; the app shows it
+with ``st.error`` and the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+TARGET_RATE = 16000
+#: Longer recordings are cut to this many seconds (with a notice): the work per clip stays bounded.
+MAX_SECONDS = 30.0
+#: Refuse inputs larger than this before decoding anything (a 30 s 48 kHz 32-bit stereo WAV is ~11 MB).
+MAX_BYTES = 50 * 1024 * 1024
+
+
+class AudioError(ValueError):
+    """Input that cannot be used as audio; ``str(err)`` is one sentence for the user."""
+
+
+class EmptyAudioError(AudioError):
+    """The input holds no bytes or no samples."""
+
+
+class NotAudioError(AudioError):
+    """The bytes are not in any audio format we can read."""
+
+
+class CorruptAudioError(AudioError):
+    """A readable header but broken, truncated or non-finite sample data."""
+
+
+class TooLargeAudioError(AudioError):
+    """The input is over :data:`MAX_BYTES`."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Decoded audio: float32 mono samples in [-1, 1] at :data:`TARGET_RATE`."""
+
+    samples: np.ndarray
+    sample_rate: int = TARGET_RATE
+    source_rate: int = TARGET_RATE
+    source_channels: int = 1
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Down-mix (frames x channels, or 1-D) to mono and resample to 16 kHz; the one converter at the edge."""
+    data = np.asarray(samples)
+    if data.dtype.kind in "iu":
+        # integer PCM (e.g. WebRTC's s16 frames): scale to [-1, 1]
+        data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+    data = data.astype(np.float32, copy=False)
+    if data.ndim == 2:
+        data = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
+    elif data.ndim != 1:
+        raise AudioError("The audio has an unexpected shape; expected mono or multi-channel samples.")
+    if sample_rate <= 0:
+        raise CorruptAudioError("The file reports a sample rate of zero.")
+    if sample_rate != TARGET_RATE and data.size:
+        data = librosa.resample(data, orig_sr=sample_rate, target_sr=TARGET_RATE, res_type="soxr_hq")
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _open(source: str | os.PathLike[str] | bytes | BinaryIO) -> tuple[BinaryIO | str, int]:
+    """Turn a path, bytes or file object into something soundfile reads, plus its size in bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(source)), len(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise EmptyAudioError(f"There is no file at {path}.")
+        return str(path), path.stat().st_size
+    data = source.read()
+    return io.BytesIO(data), len(data)
+
+
+def load_audio(source: str | os.PathLike[str] | bytes | BinaryIO, max_seconds: float = MAX_SECONDS) -> Clip:
+    """Decode, check and convert audio to 16 kHz mono float32.
+
+    Anything longer than ``max_seconds`` is cut (a notice says so) and never read whole into memory.
+    Raises :class:`AudioError` subclasses with a user-facing sentence.
+    """
+    handle, size = _open(source)
+    if size == 0:
+        raise EmptyAudioError("The file is empty.")
+    if size > MAX_BYTES:
+        raise TooLargeAudioError(f"The file is {size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
+    try:
+        with sf.SoundFile(handle) as f:
+            rate, channels, frames = f.samplerate, f.channels, f.frames
+            if rate <= 0:
+                raise CorruptAudioError("The file reports a sample rate of zero.")
+            limit = int(max_seconds * rate)
+            notices: list[str] = []
+            if frames > limit:
+                notices.append(f"The recording is {frames / rate:.1f} s long; only the first {max_seconds:g} s were used.")
+            data = f.read(frames=min(frames, limit) if frames > 0 else limit, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except sf.LibsndfileError as err:
+        text = str(err).lower()
+        if "format" in text or "recogni" in text or "unknown" in text:
+            raise NotAudioError("This is not an audio file we can read (WAV, FLAC, OGG or MP3).") from err
+        raise CorruptAudioError("The audio file is damaged and could not be decoded.") from err
+    except (RuntimeError, ValueError, EOFError) as err:
+        raise CorruptAudioError("The audio file is damaged and could not be decoded.") from err
+    if frames > 0 and len(data) < min(frames, limit) * 0.9:
+        raise CorruptAudioError("The audio file is truncated: its header promises more samples than it holds.")
+    if len(data) == 0:
+        raise EmptyAudioError("The file holds no audio samples.")
+    if not np.isfinite(data).all():
+        raise CorruptAudioError("The audio holds invalid samples (NaN or infinity).")
+    samples = to_mono_16k(data, rate)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > 1.0:
+        # float files may exceed full scale; scale down rather than clip so the shape survives
+        samples = samples / peak
+    logger.debug("decoded %s frames at %d Hz x %d ch", len(data), rate, channels)
+    return Clip(samples=samples, source_rate=rate, source_channels=channels, notices=tuple(notices))
+
+
+def clip_from_array(samples: np.ndarray, sample_rate: int, max_seconds: float = MAX_SECONDS) -> Clip:
+    """The same checks as :func:`load_audio` for samples already in memory (microphone, tests)."""
+    data = np.asarray(samples)
+    if data.size == 0:
+        raise EmptyAudioError("The recording holds no audio samples.")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise CorruptAudioError("The audio holds invalid samples (NaN or infinity).")
+    notices: list[str] = []
+    limit = int(max_seconds * sample_rate)
+    if data.shape[0] > limit:
+        notices.append(
+            f"The recording is {data.shape[0] / sample_rate:.1f} s long; only the first {max_seconds:g} s were used."
+        )
+        data = data[:limit]
+    mono = to_mono_16k(data, sample_rate)
+    peak = float(np.abs(mono).max())
+    if peak > 1.0:
+        mono = mono / peak
+    return Clip(
+        samples=mono,
+        source_rate=sample_rate,
+        source_channels=1 if data.ndim == 1 else data.shape[1],
+        notices=tuple(notices),
+    )
+
+
+def to_wav_bytes(samples: np.ndarray, sample_rate: int = TARGET_RATE) -> bytes:
+    """Encode float samples as a 16-bit WAV, for players and downloads."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(samples, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()

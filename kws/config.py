@@ -1,0 +1,37 @@
+"""Project-wide constants and the environment variables that move files around."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The three keywords, in the order every model, table and chart uses.
+LABELS: tuple[str, ...] = ("bed", "happy", "cat")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Shipped models: committed to git, never overwritten by a retrain.
+SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
+
+DATASET_ATTRIBUTION = "Speech Commands dataset by Google, CC BY 4.0"
+DATASET_URL = "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz"
+
+
+def data_dir() -> Path:
+    """Where the dataset lives: ``KWS_DATA_DIR``, else ``data/speech_commands`` in the project."""
+    return Path(os.environ.get("KWS_DATA_DIR", PROJECT_ROOT / "data" / "speech_commands"))
+
+
+def cache_dir() -> Path:
+    """Feature cache: ``KWS_CACHE_DIR``, else ``.cache/`` in the project (git-ignored)."""
+    return Path(os.environ.get("KWS_CACHE_DIR", PROJECT_ROOT / ".cache"))
+
+
+def runs_dir() -> Path:
+    """Retrained model sets and the active-set pointer: ``KWS_RUNS_DIR``, else ``runs/`` (git-ignored)."""
+    return Path(os.environ.get("KWS_RUNS_DIR", PROJECT_ROOT / "runs"))
+
+
+def retrain_enabled() -> bool:
+    """Public deployments set ``KWS_DISABLE_RETRAIN=1`` to hide training."""
+    return os.environ.get("KWS_DISABLE_RETRAIN", "").strip().lower() not in {"1", "true", "yes", "on"}

@@ -1,0 +1,235 @@
+"""The Speech Commands layout: listing, the speaker-honest split, and cached parallel featurization.
+
+Files are ``<word>/<SPEAKER>_nohash_<N>.wav``. The split hashes the speaker (the part before ``_nohash_``)
+exactly as the dataset's own ``which_set`` does, so a speaker is always on one side and adding clips never
+moves old ones between sets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws import config
+from kws.audio import AudioError, load_audio
+from kws.features import FeatureSettings, mfcc_batch, shapes
+from kws.segment import batch_windows
+
+logger = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+VALIDATION_PERCENT = 10.0
+TEST_PERCENT = 10.0
+_MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # the constant of the dataset's reference split
+_CHUNK = 128
+
+#: ``progress(stage, done, total)``: stage is "reading" or "features".
+Progress = Callable[[str, int, int], None]
+
+
+class DatasetMissingError(FileNotFoundError):
+    """No dataset where ``KWS_DATA_DIR`` points; the message says how to get one."""
+
+
+def missing_message(directory: Path) -> str:
+    """The one message every page and the CLI give when the dataset is absent."""
+    return (
+        f"No dataset found at {directory}. Fetch it with `python -m kws data fetch --dest {directory}` "
+        "or point KWS_DATA_DIR at a folder holding bed/, happy/ and cat/."
+    )
+
+
+def speaker_of(path: str | Path) -> str:
+    """The speaker id: the file name before ``_nohash_``."""
+    return re.sub(r"_nohash_.*$", "", Path(path).name)
+
+
+def split_of(path: str | Path) -> str:
+    """train / validation / test from a stable hash of the speaker (the dataset's own ``which_set``)."""
+    digest = hashlib.sha1(speaker_of(path).encode("utf-8")).hexdigest()
+    percent = (int(digest, 16) % (_MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_NUM_WAVS_PER_CLASS)
+    if percent < VALIDATION_PERCENT:
+        return "validation"
+    if percent < VALIDATION_PERCENT + TEST_PERCENT:
+        return "test"
+    return "train"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One clip of the dataset."""
+
+    path: Path
+    label: str
+    speaker: str
+    split: str
+
+    @property
+    def label_index(self) -> int:
+        return config.LABELS.index(self.label)
+
+
+def scan(directory: str | Path | None = None, labels: Sequence[str] = config.LABELS) -> list[Item]:
+    """Every clip of ``labels`` under ``directory`` (default :func:`kws.config.data_dir`), sorted by path."""
+    root = Path(directory) if directory is not None else config.data_dir()
+    if not root.is_dir() or not any((root / label).is_dir() for label in labels):
+        raise DatasetMissingError(missing_message(root))
+    items = [
+        Item(path=path, label=label, speaker=speaker_of(path), split=split_of(path))
+        for label in labels
+        if (root / label).is_dir()
+        for path in sorted((root / label).glob("*.wav"))
+    ]
+    if not items:
+        raise DatasetMissingError(missing_message(root))
+    return items
+
+
+def fingerprint(items: Sequence[Item]) -> str:
+    """A short hash of the clips' names and sizes: the same data gives the same fingerprint on any machine."""
+    h = hashlib.sha1()
+    for item in items:
+        h.update(f"{item.label}/{item.path.name}:{item.path.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Waveforms:
+    """Decoded 16 kHz clips (variable length) of the items that could be read."""
+
+    items: list[Item]
+    clips: list[np.ndarray]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _read(item: Item) -> np.ndarray | str:
+    try:
+        return load_audio(item.path).samples
+    except AudioError as err:
+        return str(err)
+
+
+def load_waveforms(items: Sequence[Item], progress: Progress | None = None, workers: int | None = None) -> Waveforms:
+    """Read every clip in parallel; a corrupt clip is skipped and reported, never fatal."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    result = Waveforms(items=[], clips=[])
+    with ThreadPoolExecutor(workers) as pool:
+        for done, (item, out) in enumerate(zip(items, pool.map(_read, items, chunksize=32)), start=1):
+            if isinstance(out, str):
+                logger.warning("skipping %s: %s", item.path, out)
+                result.skipped.append((item.path, out))
+            else:
+                result.items.append(item)
+                result.clips.append(out)
+            if progress and (done % 256 == 0 or done == len(items)):
+                progress("reading", done, len(items))
+    return result
+
+
+def featurize(clips: Sequence[np.ndarray], settings: FeatureSettings, progress: Progress | None = None) -> np.ndarray:
+    """Window and featurize many clips in parallel chunks: ``(n, n_frames, n_mfcc)`` float32."""
+    geo = shapes(settings)
+    out = np.empty((len(clips), *geo.input_shape), dtype=np.float32)
+    starts = list(range(0, len(clips), _CHUNK))
+
+    def work(start: int) -> int:
+        part = clips[start : start + _CHUNK]
+        out[start : start + len(part)] = mfcc_batch(batch_windows(list(part), settings), settings)
+        return len(part)
+
+    done = 0
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        for n in pool.map(work, starts):
+            done += n
+            if progress:
+                progress("features", done, len(clips))
+    return out
+
+
+@dataclass
+class FeatureSet:
+    """Model inputs and labels of a whole dataset, with each clip's split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    splits: np.ndarray
+    paths: list[str]
+    skipped: list[tuple[str, str]]
+    fingerprint: str
+
+    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        mask = self.splits == split
+        return self.x[mask], self.y[mask]
+
+
+def _cache_key(items: Sequence[Item], settings: FeatureSettings) -> str:
+    h = hashlib.sha1(settings.key().encode())
+    for item in items:
+        stat = item.path.stat()
+        h.update(f"{item.path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def load_features(
+    settings: FeatureSettings,
+    directory: str | Path | None = None,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> FeatureSet:
+    """Features of the whole dataset, from the on-disk cache when the files and settings are unchanged."""
+    items = scan(directory)
+    key = _cache_key(items, settings)
+    cache_file = config.cache_dir() / f"features-{settings.name}-{key}.npz"
+    if use_cache and cache_file.is_file():
+        try:
+            with np.load(cache_file, allow_pickle=False) as data:
+                skipped = [tuple(s.split("\t", 1)) for s in data["skipped"].tolist()]
+                result = FeatureSet(
+                    data["x"], data["y"], data["splits"], data["paths"].tolist(), skipped, str(data["fingerprint"])
+                )
+            if progress:
+                progress("features", len(result.y), len(result.y))
+            return result
+        except (OSError, KeyError, ValueError) as err:
+            logger.warning("ignoring unreadable feature cache %s: %s", cache_file, err)
+    waves = load_waveforms(items, progress)
+    x = featurize(waves.clips, settings, progress)
+    result = FeatureSet(
+        x=x,
+        y=np.array([it.label_index for it in waves.items], dtype=np.int64),
+        splits=np.array([it.split for it in waves.items]),
+        paths=[str(it.path) for it in waves.items],
+        skipped=[(str(p), reason) for p, reason in waves.skipped],
+        fingerprint=fingerprint(items),
+    )
+    if use_cache:
+        _save_cache(cache_file, result)
+    return result
+
+
+def _save_cache(cache_file: Path, fs: FeatureSet) -> None:
+    """Write atomically: a crash never leaves a half-written cache that a later run trusts."""
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
+    try:
+        np.savez(
+            tmp,
+            x=fs.x,
+            y=fs.y,
+            splits=fs.splits,
+            paths=np.array(fs.paths),
+            skipped=np.array(["\t".join(s) for s in fs.skipped], dtype=str),
+            fingerprint=np.array(fs.fingerprint),
+        )
+        os.replace(tmp, cache_file)
+    except OSError as err:
+        logger.warning("could not write feature cache %s: %s", cache_file, err)
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,162 @@
+"""The model store: ``<dir>/<name>.keras`` plus ``<dir>/<name>.json``, and sets of them replaced atomically.
+
+The JSON carries the feature settings and label order the model was trained with; loading reads them back,
+so a model always gets the input it was trained on. A set of models is written into a staging folder and then
+swapped in with one atomic rename (``renameat2(RENAME_EXCHANGE)`` on Linux), so a crash leaves either the
+old set or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kws.config import LABELS
+from kws.features import FeatureSettings
+from kws.zoo import ARCHITECTURES
+
+logger = logging.getLogger(__name__)
+
+#: Fields every model's JSON must hold; :func:`read_meta` refuses files without them.
+REQUIRED_META = (
+    "name",
+    "architecture",
+    "feature_settings",
+    "labels",
+    "params",
+    "size_bytes",
+    "test_accuracy",
+    "per_class_accuracy",
+    "confusion",
+    "history",
+    "train_seconds",
+    "dataset_fingerprint",
+    "versions",
+    "created",
+)
+
+
+class ModelStoreError(RuntimeError):
+    """A model folder that cannot be used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model file and its metadata, not yet loaded."""
+
+    name: str
+    keras_path: Path
+    meta: dict[str, Any]
+
+    @property
+    def settings(self) -> FeatureSettings:
+        return FeatureSettings.from_dict(self.meta["feature_settings"])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.meta["labels"])
+
+
+def order_key(name: str) -> tuple[int, str]:
+    """Sort models in the lecture's order, unknown names last."""
+    names = list(ARCHITECTURES)
+    return (names.index(name) if name in names else len(names), name)
+
+
+def read_meta(json_path: Path) -> dict[str, Any]:
+    """Read and check one model's metadata."""
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelStoreError(f"{json_path}: unreadable model metadata ({err})") from err
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ModelStoreError(f"{json_path}: metadata lacks {', '.join(missing)}")
+    return meta
+
+
+def list_models(models_dir: str | Path) -> list[ModelInfo]:
+    """Every complete model (``.keras`` with its ``.json``) in ``models_dir``, in the lecture's order."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        raise ModelStoreError(f"No model folder at {root}.")
+    infos = []
+    for json_path in root.glob("*.json"):
+        keras_path = json_path.with_suffix(".keras")
+        if not keras_path.is_file():
+            logger.warning("ignoring %s: no %s beside it", json_path, keras_path.name)
+            continue
+        meta = read_meta(json_path)
+        if tuple(meta["labels"]) != LABELS:
+            logger.info("%s uses labels %s", json_path.name, meta["labels"])
+        infos.append(ModelInfo(name=json_path.stem, keras_path=keras_path, meta=meta))
+    if not infos:
+        raise ModelStoreError(f"No models in {root}.")
+    return sorted(infos, key=lambda i: order_key(i.name))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file in the same folder and ``os.replace`` it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2``); False where the system cannot."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    at_fdcwd = -100
+    rc = func(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Make ``staging`` become ``target`` atomically, discarding the old ``target``.
+
+    Both must be on one file system (``staging`` is made beside ``target``). Where an atomic exchange is not
+    available the old folder is first renamed aside, so at every instant one complete set exists on disk.
+    """
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    if _exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # now holds the old set
+        return
+    aside = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.rename(target, aside)
+    os.rename(staging, target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def staging_dir_for(target: Path) -> Path:
+    """A fresh, empty folder beside ``target`` for building a new set."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
+    staging.chmod(0o755)
+    return staging

@@ -1,0 +1,324 @@
+"""Training: seeded, augmented like a real microphone, early-stopped, observable and cancellable.
+
+:func:`train` writes every model of a run into a staging folder and swaps it in only when all are done
+(:func:`kws.store.replace_dir`): a crash or a cancel leaves the previous models untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+
+from kws import config, dataset, features, store, zoo
+from kws._tf import keras, tf
+from kws.evaluate import Scores, score
+from kws.features import FeatureSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how; saved into every model's metadata."""
+
+    models: tuple[str, ...] = tuple(zoo.ZOO)
+    preset: str = "standard"
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    augment: bool = True
+    augment_copies: int = 2
+    patience: int = 6
+    seed: int = 42
+    #: At most this many clips per split (None: all); tests use it for tiny runs.
+    limit_per_split: int | None = None
+
+    def __post_init__(self) -> None:
+        zoo.check_names(self.models)
+        features.preset(self.preset)
+        if self.epochs < 1 or self.batch_size < 1 or not 0 < self.learning_rate < 1:
+            raise ValueError("epochs and batch size must be positive and the learning rate in (0, 1)")
+
+
+@dataclass
+class EpochReport:
+    """What a progress listener hears after every epoch."""
+
+    model: str
+    model_index: int
+    n_models: int
+    epoch: int
+    epochs: int
+    logs: dict[str, float]
+
+
+@dataclass
+class Progress:
+    """Listeners for a run; every field is optional."""
+
+    on_stage: Callable[[str, int, int], None] | None = None  # ("reading"|"features"|"augment", done, total)
+    on_epoch: Callable[[EpochReport], None] | None = None
+    on_model_done: Callable[[str, dict[str, Any]], None] | None = None
+
+
+class Cancelled(RuntimeError):
+    """Training was cancelled; nothing was written to the target folder."""
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` produced."""
+
+    out_dir: Path
+    metas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class _Listener(keras.callbacks.Callback):
+    """Reports epochs and stops between batches when the cancel event is set."""
+
+    def __init__(self, name: str, index: int, n_models: int, epochs: int, progress: Progress, cancel):
+        super().__init__()
+        self.info = (name, index, n_models, epochs)
+        self.progress, self.cancel = progress, cancel
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.progress.on_epoch and not (self.cancel is not None and self.cancel.is_set()):
+            name, index, n_models, epochs = self.info
+            clean = {k: float(v) for k, v in (logs or {}).items()}
+            self.progress.on_epoch(EpochReport(name, index, n_models, epoch + 1, epochs, clean))
+
+
+def augment(windows: np.ndarray, rng: np.random.Generator, copies: int) -> np.ndarray:
+    """Microphone-like variants of 1-second windows: time shift (±150 ms), gain (-12..+6 dB), noise.
+
+    Noise is white, pink or brown at 5-35 dB SNR (the dataset has no noise recordings of its own here).
+    """
+    n, length = windows.shape
+    out = np.empty((n * copies, length), dtype=np.float32)
+    for c in range(copies):
+        shifts = rng.integers(-2400, 2401, size=n)
+        gains = 10 ** (rng.uniform(-12, 6, size=n) / 20)
+        for i in range(n):
+            x = np.roll(windows[i], shifts[i])
+            if shifts[i] > 0:
+                x[: shifts[i]] = 0
+            elif shifts[i] < 0:
+                x[shifts[i] :] = 0
+            out[c * n + i] = x * gains[i]
+        noisy = rng.random(n) < 0.8
+        idx = np.flatnonzero(noisy) + c * n
+        noise = _coloured_noise(rng, len(idx), length)
+        sig = np.sqrt(np.mean(out[idx] ** 2, axis=1, keepdims=True)) + 1e-6
+        snr = 10 ** (rng.uniform(5, 35, size=(len(idx), 1)) / 20)
+        out[idx] += noise * (sig / snr)
+    np.clip(out, -1.0, 1.0, out=out)
+    return out
+
+
+def _coloured_noise(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
+    """Unit-RMS noise with spectral slope 0 (white), -1 (pink) or -2 (brown) dB/oct per row."""
+    spec = np.fft.rfft(rng.standard_normal((n, length)), axis=1)
+    freqs = np.fft.rfftfreq(length)
+    freqs[0] = freqs[1]
+    slope = rng.choice([0.0, 0.5, 1.0], size=(n, 1))
+    noise = np.fft.irfft(spec / freqs[None, :] ** slope, n=length, axis=1)
+    noise /= np.sqrt(np.mean(noise**2, axis=1, keepdims=True)) + 1e-12
+    return noise.astype(np.float32)
+
+
+def versions() -> dict[str, str]:
+    """Library versions, for the metadata: a model says what made it."""
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "librosa": librosa.__version__,
+    }
+
+
+@dataclass
+class _Data:
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    stats: tuple[np.ndarray, np.ndarray]
+    fingerprint: str
+    skipped: list[tuple[str, str]]
+
+
+def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[dataset.Item]:
+    if limit is None:
+        return items
+    rng = np.random.default_rng(seed)
+    kept: list[dataset.Item] = []
+    for split in dataset.SPLITS:
+        part = [it for it in items if it.split == split]
+        # keep every label in every split, so tiny runs still see all words
+        for label in config.LABELS:
+            group = [it for it in part if it.label == label]
+            take = max(1, limit // len(config.LABELS))
+            kept += [group[i] for i in sorted(rng.permutation(len(group))[:take])]
+    return kept
+
+
+def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | None, progress: Progress, cancel) -> _Data:
+    """Read the clips, featurize each split (train with augmented copies added)."""
+    items = _limit(dataset.scan(data_dir), cfg.limit_per_split, cfg.seed)
+    waves = dataset.load_waveforms(items, progress.on_stage)
+    splits = np.array([it.split for it in waves.items])
+    labels = np.array([it.label_index for it in waves.items], dtype=np.int64)
+    x: dict[str, np.ndarray] = {}
+    y: dict[str, np.ndarray] = {}
+    for split in dataset.SPLITS:
+        idx = np.flatnonzero(splits == split)
+        x[split] = dataset.featurize([waves.clips[i] for i in idx], settings, progress.on_stage)
+        y[split] = labels[idx]
+    stats = (x["train"].reshape(-1, x["train"].shape[-1]).mean(0), x["train"].reshape(-1, x["train"].shape[-1]).var(0))
+    if cfg.augment and cfg.augment_copies > 0:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("training was cancelled")
+        if progress.on_stage:
+            progress.on_stage("augment", 0, 1)
+        idx = np.flatnonzero(splits == "train")
+        from kws.segment import batch_windows
+
+        windows = batch_windows([waves.clips[i] for i in idx], settings)
+        extra = augment(windows, np.random.default_rng(cfg.seed), cfg.augment_copies)
+        x_aug = features.mfcc_batch(extra, settings)
+        x["train"] = np.concatenate([x["train"], x_aug])
+        y["train"] = np.concatenate([y["train"], np.tile(y["train"], cfg.augment_copies)])
+        if progress.on_stage:
+            progress.on_stage("augment", 1, 1)
+    skipped = [(str(p), r) for p, r in waves.skipped]
+    return _Data(x=x, y=y, stats=stats, fingerprint=dataset.fingerprint(items), skipped=skipped)
+
+
+def fit_one(name: str, data: _Data, cfg: TrainConfig, settings: FeatureSettings, listener: _Listener):
+    """Build, compile and fit one architecture; returns the model and its history."""
+    keras.utils.set_random_seed(cfg.seed)
+    model = zoo.build(name, features.shapes(settings).input_shape, len(config.LABELS), data.stats)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks = [
+        listener,
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.patience, restore_best_weights=True, start_from_epoch=2
+        ),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2)),
+    ]
+    history = model.fit(
+        data.x["train"],
+        data.y["train"],
+        validation_data=(data.x["validation"], data.y["validation"]),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    return model, history.history
+
+
+def build_meta(
+    name: str, model, scores: Scores, history: dict, cfg: TrainConfig, settings: FeatureSettings, seconds: float, data: _Data
+) -> dict[str, Any]:
+    """Everything a model's JSON holds (size is filled in after saving)."""
+    return {
+        "name": name,
+        "architecture": zoo.ARCHITECTURES[name],
+        "description": (zoo.ZOO[name].__doc__ or "").strip().splitlines()[0],
+        "preset": settings.name,
+        "feature_settings": settings.to_dict(),
+        "labels": list(config.LABELS),
+        "params": int(model.count_params()),
+        "size_bytes": 0,
+        "test_accuracy": scores.accuracy,
+        "test_clips": scores.n,
+        "validation_accuracy": float(max(history.get("val_accuracy", [0.0]))),
+        "per_class_accuracy": scores.per_class,
+        "confusion": scores.confusion,
+        "history": {k: [float(v) for v in vals] for k, vals in history.items() if k != "learning_rate"},
+        "epochs_run": len(history.get("loss", [])),
+        "train_seconds": round(seconds, 2),
+        "dataset_fingerprint": data.fingerprint,
+        "split_counts": {s: int(len(data.y[s])) for s in dataset.SPLITS},
+        "train_config": asdict(cfg) | {"models": list(cfg.models)},
+        "versions": versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def save_for_inference(model, path: Path) -> None:
+    """Save weights and architecture without the optimizer state (it would triple the file)."""
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    clean.save(path)
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Train ``cfg.models`` and install them in ``out_dir`` atomically (other models there are kept).
+
+    Raises :class:`Cancelled` if ``cancel`` is set; ``out_dir`` is then exactly as before.
+    """
+    progress = progress or Progress()
+    settings = features.preset(cfg.preset)
+    target = Path(out_dir)
+    started = time.perf_counter()
+    data = prepare_data(cfg, settings, Path(data_dir) if data_dir else None, progress, cancel)
+    staging = store.staging_dir_for(target)
+    try:
+        if target.is_dir():
+            for f in target.iterdir():
+                if f.is_file() and f.suffix in {".keras", ".json"}:
+                    shutil.copy2(f, staging / f.name)
+        result = RunResult(out_dir=target)
+        for index, name in enumerate(cfg.models):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("training was cancelled")
+            t0 = time.perf_counter()
+            listener = _Listener(name, index, len(cfg.models), cfg.epochs, progress, cancel)
+            model, history = fit_one(name, data, cfg, settings, listener)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("training was cancelled")
+            seconds = time.perf_counter() - t0
+            scores = score(model, data.x["test"], data.y["test"])
+            meta = build_meta(name, model, scores, history, cfg, settings, seconds, data)
+            keras_path = staging / f"{name}.keras"
+            save_for_inference(model, keras_path)
+            meta["size_bytes"] = keras_path.stat().st_size
+            store.write_json_atomic(staging / f"{name}.json", meta)
+            result.metas[name] = meta
+            logger.info("%s: test accuracy %.4f in %.1f s", name, scores.accuracy, seconds)
+            if progress.on_model_done:
+                progress.on_model_done(name, meta)
+        store.replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.seconds = time.perf_counter() - started
+    return result

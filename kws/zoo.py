@@ -1,0 +1,157 @@
+"""The model zoo by name: the lecture's five architectures and a modern small network.
+
+Every model takes MFCCs shaped ``(n_frames, n_mfcc)``, normalises each coefficient with statistics of the
+training set (a ``Normalization`` layer, saved inside the model), and ends in a softmax over the labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from kws._tf import keras
+
+layers = keras.layers
+
+Builder = Callable[[tuple[int, int], int], keras.Model]
+
+#: Display names, in the order the lecture introduced them, then ours.
+ARCHITECTURES: dict[str, str] = {
+    "perceptron": "Perceptron",
+    "cnn1": "CNN, one convolution",
+    "cnn2": "CNN, two convolutions",
+    "cnn2_dropout": "CNN, two convolutions + dropout",
+    "lstm": "LSTM",
+    "best": "Residual DS-CNN",
+}
+
+
+def _stem(input_shape: tuple[int, int], stats: tuple[np.ndarray, np.ndarray] | None) -> tuple:
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    if stats is None:
+        norm = layers.Normalization(axis=-1, name="normalize")
+        norm.build((None, *input_shape))
+    else:
+        mean, var = stats
+        norm = layers.Normalization(axis=-1, mean=mean, variance=var, name="normalize")
+    return inputs, norm(inputs)
+
+
+def _as_image(x):  # (frames, coeffs) -> (frames, coeffs, 1): an MFCC "picture" for the CNNs
+    return layers.Reshape((*x.shape[1:], 1), name="as_image")(x)
+
+
+def _head(x, n_classes: int):
+    return layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+
+
+def perceptron(input_shape: tuple[int, int], n_classes: int, stats=None) -> keras.Model:
+    """flatten -> softmax. The lecture's first model: a linear classifier over every MFCC value."""
+    inputs, x = _stem(input_shape, stats)
+    x = layers.Flatten()(x)
+    return keras.Model(inputs, _head(x, n_classes), name="perceptron")
+
+
+def cnn1(input_shape: tuple[int, int], n_classes: int, stats=None) -> keras.Model:
+    """conv3x3(32) -> maxpool 3x3 -> dense 128 -> softmax. One convolution: image technique on audio."""
+    inputs, x = _stem(input_shape, stats)
+    x = _as_image(x)
+    x = layers.Conv2D(32, 3, activation="relu", padding="same")(x)
+    x = layers.MaxPooling2D(3)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    return keras.Model(inputs, _head(x, n_classes), name="cnn1")
+
+
+def _two_convs(x, dropout: float):
+    x = layers.Conv2D(32, 3, activation="relu", padding="same")(x)
+    x = layers.MaxPooling2D(2)(x)
+    if dropout:
+        x = layers.Dropout(dropout / 2)(x)
+    x = layers.Conv2D(64, 3, activation="relu", padding="same")(x)
+    x = layers.MaxPooling2D(2)(x)
+    if dropout:
+        x = layers.Dropout(dropout / 2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    return x
+
+
+def cnn2(input_shape: tuple[int, int], n_classes: int, stats=None) -> keras.Model:
+    """[conv3x3 -> maxpool] x 2 (32, 64) -> dense 128 -> softmax. Fits the training set perfectly: overfits."""
+    inputs, x = _stem(input_shape, stats)
+    x = _two_convs(_as_image(x), dropout=0.0)
+    return keras.Model(inputs, _head(x, n_classes), name="cnn2")
+
+
+def cnn2_dropout(input_shape: tuple[int, int], n_classes: int, stats=None) -> keras.Model:
+    """cnn2 with dropout after each block (0.25) and before the output (0.5): the lecture's fix."""
+    inputs, x = _stem(input_shape, stats)
+    x = _two_convs(_as_image(x), dropout=0.5)
+    return keras.Model(inputs, _head(x, n_classes), name="cnn2_dropout")
+
+
+def lstm(input_shape: tuple[int, int], n_classes: int, stats=None) -> keras.Model:
+    """LSTM(64, sequences) -> LSTM(64) -> dense 64 -> softmax over time frames.
+
+    The lecture squeezed its LSTM through one unit and got ~50% on new speakers; normalised input, real
+    width and a second layer make it work.
+    """
+    inputs, x = _stem(input_shape, stats)
+    x = layers.LSTM(64, return_sequences=True)(x)
+    x = layers.LSTM(64)(x)
+    x = layers.Dense(64, activation="relu")(x)
+    return keras.Model(inputs, _head(x, n_classes), name="lstm")
+
+
+def best(input_shape: tuple[int, int], n_classes: int, stats=None) -> keras.Model:
+    """conv(64, 5x3, stride 2) -> 4 residual depthwise-separable blocks (BN, ReLU) -> global pool -> softmax.
+
+    A DS-CNN in the spirit of "Hello Edge" (Zhang et al., 2017) with residual connections: a few tens of
+    thousands of parameters, batch norm for fast stable training, global pooling so it cannot memorise
+    where in the picture a word sits.
+    """
+    inputs, x = _stem(input_shape, stats)
+    x = _as_image(x)
+    x = layers.Conv2D(64, (5, 3), strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    for i in range(4):
+        skip = x
+        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"ds{i}_depthwise")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2D(64, 1, use_bias=False, name=f"ds{i}_pointwise")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Add()([x, skip])
+        x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    return keras.Model(inputs, _head(x, n_classes), name="best")
+
+
+ZOO: dict[str, Callable[..., keras.Model]] = {
+    "perceptron": perceptron,
+    "cnn1": cnn1,
+    "cnn2": cnn2,
+    "cnn2_dropout": cnn2_dropout,
+    "lstm": lstm,
+    "best": best,
+}
+
+
+def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Validate architecture names; an unknown one raises ``ValueError`` listing the valid ones."""
+    unknown = [n for n in names if n not in ZOO]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}; choose from: {', '.join(ZOO)}")
+    return list(names)
+
+
+def build(name: str, input_shape: tuple[int, int], n_classes: int, stats=None) -> keras.Model:
+    """Build architecture ``name``; ``stats`` = (mean, variance) per coefficient for the input normaliser."""
+    check_names([name])
+    return ZOO[name](input_shape, n_classes, stats)
