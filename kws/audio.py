@@ -92,6 +92,34 @@ def _open(source: str | os.PathLike[str] | bytes | BinaryIO) -> tuple[BinaryIO |
     return io.BytesIO(data), len(data)
 
 
+def _wav_truncated(head: bytes, size: int) -> bool:
+    """True when a RIFF/WAVE header promises more sample bytes than the file holds (a cut-off download).
+
+    libsndfile quietly shortens such files to what is there, so the lie has to be read from the header itself.
+    """
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return False
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            if length in (0, 0xFFFFFFFF):  # zero samples, or a streaming writer that left the size open
+                return False
+            return size - (pos + 8) < 0.9 * length
+        pos += 8 + length + (length & 1)
+    return False
+
+
+def _head(handle: BinaryIO | str, n: int = 65536) -> bytes:
+    """The first ``n`` bytes of a path or an in-memory file, leaving the file position at 0."""
+    if isinstance(handle, str):
+        with open(handle, "rb") as f:
+            return f.read(n)
+    head = handle.read(n)
+    handle.seek(0)
+    return head
+
+
 def load_audio(source: str | os.PathLike[str] | bytes | BinaryIO, max_seconds: float = MAX_SECONDS) -> Clip:
     """Decode, check and convert audio to 16 kHz mono float32.
 
@@ -103,6 +131,8 @@ def load_audio(source: str | os.PathLike[str] | bytes | BinaryIO, max_seconds: f
         raise EmptyAudioError("The file is empty.")
     if size > MAX_BYTES:
         raise TooLargeAudioError(f"The file is {size / 1e6:.0f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
+    if _wav_truncated(_head(handle), size):
+        raise CorruptAudioError("The audio file is truncated: its header promises more samples than it holds.")
     try:
         with sf.SoundFile(handle) as f:
             rate, channels, frames = f.samplerate, f.channels, f.frames

@@ -8,6 +8,16 @@ from pathlib import Path
 #: The three keywords, in the order every model, table and chart uses.
 LABELS: tuple[str, ...] = ("bed", "happy", "cat")
 
+#: Architectures by name with display names, in the order the lecture introduced them, then ours.
+ARCHITECTURES: dict[str, str] = {
+    "perceptron": "Perceptron",
+    "cnn1": "CNN, one convolution",
+    "cnn2": "CNN, two convolutions",
+    "cnn2_dropout": "CNN, two convolutions + dropout",
+    "lstm": "LSTM",
+    "best": "Small ResNet",
+}
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Shipped models: committed to git, never overwritten by a retrain.

@@ -1,7 +1,8 @@
 """Inference: load every model of a folder once, compile it, and answer a waveform in a few milliseconds.
 
 ``model.predict`` builds a data pipeline per call (~30 ms a model); instead each model is wrapped in an
-XLA-compiled ``tf.function`` with a fixed input signature and warmed up at load time. A loaded model is never
+XLA-compiled ``tf.function`` for one clip (a fixed shape, compiled once at load time) and a plain graph
+function for batches (XLA would recompile for every new batch size). A loaded model is never
 changed after loading, so one :class:`Predictor` can serve every user of a server.
 """
 
@@ -42,37 +43,40 @@ class LoadedModel:
     model: Any
     settings: FeatureSettings
     labels: tuple[str, ...]
-    _fn: Any = field(repr=False, default=None)
+    _single: Any = field(repr=False, default=None)
+    _batch: Any = field(repr=False, default=None)
 
     @property
     def meta(self) -> dict[str, Any]:
         return self.info.meta
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for a batch of inputs ``(n, frames, coeffs)``, through the compiled function."""
-        return self._fn(tf.constant(x, dtype=tf.float32)).numpy()
+        """Probabilities for inputs ``(n, frames, coeffs)``: one clip through XLA, more through the graph."""
+        fn = self._single if len(x) == 1 else self._batch
+        return fn(tf.constant(x, dtype=tf.float32)).numpy()
 
     def predict_batch(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Probabilities for many inputs at once (evaluation)."""
         if len(x) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        return np.concatenate([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        return np.concatenate([self._batch(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
 
 
-def _compile(model: Any, input_shape: tuple[int, int]) -> Any:
-    spec = tf.TensorSpec((None, *input_shape), tf.float32)
+def _compile(model: Any, input_shape: tuple[int, int]) -> tuple[Any, Any]:
+    """(single-clip function, batch function), both traced and warmed up now, not on a user's clip."""
 
     def run(x):
         return model(x, training=False)
 
-    for jit in (True, False):
-        fn = tf.function(run, input_signature=[spec], jit_compile=jit, reduce_retracing=True)
-        try:
-            fn(tf.zeros((1, *input_shape)))  # compile and warm up now, not on the first user's clip
-            return fn
-        except Exception as err:  # XLA cannot compile every op everywhere: fall back to a plain graph
-            logger.warning("XLA compile failed for %s (%s); using a plain graph", model.name, err)
-    raise RuntimeError(f"cannot compile {model.name}")
+    batch = tf.function(run, input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+    batch(tf.zeros((2, *input_shape)))
+    single = tf.function(run, input_signature=[tf.TensorSpec((1, *input_shape), tf.float32)], jit_compile=True)
+    try:
+        single(tf.zeros((1, *input_shape)))
+    except Exception as err:  # XLA cannot compile every op everywhere: the plain graph still works
+        logger.warning("XLA compile failed for %s (%s); using a plain graph", model.name, err)
+        single = batch
+    return single, batch
 
 
 def load_models(models_dir: str | Path) -> list[LoadedModel]:
@@ -89,8 +93,8 @@ def load_models(models_dir: str | Path) -> list[LoadedModel]:
             raise store.ModelStoreError(
                 f"{info.keras_path}: model input {model.input_shape[1:]} does not match its settings {expected}"
             )
-        fn = _compile(model, expected)
-        loaded.append(LoadedModel(info.name, info, model, settings, info.labels, fn))
+        single, batch = _compile(model, expected)
+        loaded.append(LoadedModel(info.name, info, model, settings, info.labels, single, batch))
     return loaded
 
 

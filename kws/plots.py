@@ -151,3 +151,18 @@ def histogram(values: Sequence[float], title: str, x_title: str, bins: int = 40)
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title="clips")
     return _layout(fig, title, height=280)
+
+
+def mfcc_heatmap_robust(feats: np.ndarray, settings: FeatureSettings, title: str = "MFCC spectrogram") -> go.Figure:
+    """:func:`mfcc_heatmap` with the colours spread over coefficients 1 and up (1st-99th percentile).
+
+    Coefficient 0 (overall loudness) is hundreds of units below the rest; on a full-range scale it leaves every
+    other row one flat colour. Its row saturates instead, and the shape of the word shows.
+    """
+    fig = mfcc_heatmap(feats, settings, title)
+    rest = np.asarray(feats)[:, 1:]
+    if rest.size:
+        lo, hi = np.percentile(rest, [1, 99])
+        if hi > lo:
+            fig.update_traces(zmin=float(lo), zmax=float(hi))
+    return fig

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kws.config import LABELS
+from kws.config import ARCHITECTURES, LABELS
 from kws.features import FeatureSettings
-from kws.zoo import ARCHITECTURES
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +149,11 @@ def replace_dir(staging: Path, target: Path) -> None:
         return
     aside = target.with_name(f".{target.name}.old-{os.getpid()}")
     os.rename(target, aside)
-    os.rename(staging, target)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(aside, target)  # put the old set back: a failed swap must not leave no set at all
+        raise
     shutil.rmtree(aside, ignore_errors=True)
 
 

@@ -11,7 +11,7 @@ import platform
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,35 +104,34 @@ class _Listener(keras.callbacks.Callback):
             self.progress.on_epoch(EpochReport(name, index, n_models, epoch + 1, epochs, clean))
 
 
-def augment(windows: np.ndarray, rng: np.random.Generator, copies: int) -> np.ndarray:
+def augment(windows: np.ndarray, rng: np.random.Generator, copies: int, max_shift: int = 2400) -> np.ndarray:
     """Microphone-like variants of 1-second windows: time shift (±150 ms), gain (-12..+6 dB), noise.
 
-    Noise is white, pink or brown at 5-35 dB SNR (the dataset has no noise recordings of its own here).
+    Noise (on 80% of clips) is white, pink or brown at 5-35 dB SNR, cut from a small random bank: the
+    dataset has no noise recordings of its own here. Vectorised: ~1 s for the whole training set.
     """
     n, length = windows.shape
-    out = np.empty((n * copies, length), dtype=np.float32)
-    for c in range(copies):
-        shifts = rng.integers(-2400, 2401, size=n)
-        gains = 10 ** (rng.uniform(-12, 6, size=n) / 20)
-        for i in range(n):
-            x = np.roll(windows[i], shifts[i])
-            if shifts[i] > 0:
-                x[: shifts[i]] = 0
-            elif shifts[i] < 0:
-                x[shifts[i] :] = 0
-            out[c * n + i] = x * gains[i]
-        noisy = rng.random(n) < 0.8
-        idx = np.flatnonzero(noisy) + c * n
-        noise = _coloured_noise(rng, len(idx), length)
-        sig = np.sqrt(np.mean(out[idx] ** 2, axis=1, keepdims=True)) + 1e-6
-        snr = 10 ** (rng.uniform(5, 35, size=(len(idx), 1)) / 20)
-        out[idx] += noise * (sig / snr)
+    padded = np.pad(windows.astype(np.float32, copy=False), ((0, 0), (max_shift, max_shift)))
+    views = np.lib.stride_tricks.sliding_window_view(padded, length, axis=1)
+    bank = _coloured_noise(rng, 48, 2 * length)
+    bank_views = np.lib.stride_tricks.sliding_window_view(bank, length, axis=1)
+    rows = np.arange(n)
+    parts = []
+    for _ in range(copies):
+        shifted = views[rows, max_shift - rng.integers(-max_shift, max_shift + 1, size=n)]
+        shifted *= (10 ** (rng.uniform(-12, 6, size=n) / 20)).astype(np.float32)[:, None]
+        noise = bank_views[rng.integers(0, len(bank), size=n), rng.integers(0, length, size=n)]
+        sig = np.sqrt(np.mean(shifted**2, axis=1)) + 1e-6
+        snr = 10 ** (rng.uniform(5, 35, size=n) / 20)
+        scale = np.where(rng.random(n) < 0.8, sig / snr, 0.0).astype(np.float32)
+        parts.append(shifted + noise * scale[:, None])
+    out = np.concatenate(parts)
     np.clip(out, -1.0, 1.0, out=out)
     return out
 
 
 def _coloured_noise(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
-    """Unit-RMS noise with spectral slope 0 (white), -1 (pink) or -2 (brown) dB/oct per row."""
+    """Unit-RMS noise rows with power falling as 1/f^0 (white), 1/f (pink) or 1/f^2 (brown)."""
     spec = np.fft.rfft(rng.standard_normal((n, length)), axis=1)
     freqs = np.fft.rfftfreq(length)
     freqs[0] = freqs[1]
@@ -200,7 +199,7 @@ def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | N
 
         windows = batch_windows([waves.clips[i] for i in idx], settings)
         extra = augment(windows, np.random.default_rng(cfg.seed), cfg.augment_copies)
-        x_aug = features.mfcc_batch(extra, settings)
+        x_aug = dataset.featurize(list(extra), settings)
         x["train"] = np.concatenate([x["train"], x_aug])
         y["train"] = np.concatenate([y["train"], np.tile(y["train"], cfg.augment_copies)])
         if progress.on_stage:

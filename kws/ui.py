@@ -52,3 +52,155 @@ def model_table() -> list[dict]:
     """One row per model of the active set, from metadata alone (no TensorFlow needed)."""
     models_dir = active_models_dir()
     return _model_table(str(models_dir), _dir_stamp(models_dir))
+
+
+@st.cache_resource
+def training_manager():
+    """The server's one background-training manager (Retrain page): shared by every session and rerun."""
+    from kws.jobs import TrainingManager
+
+    return TrainingManager()
+
+
+@st.cache_data(show_spinner=False)
+def _example_clips(directory: str, data_stamp: float) -> list:
+    from kws.examples import split_examples
+
+    return split_examples(directory, "test")
+
+
+def example_clips() -> list:
+    """Test-split clips for "Try an example" (indexed once per dataset folder); ``[]`` when there is no dataset."""
+    from kws.config import data_dir
+    from kws.dataset import DatasetMissingError
+
+    try:
+        return _example_clips(str(data_dir()), _data_stamp(data_dir()))
+    except DatasetMissingError:
+        return []
+
+
+def is_new_file(upload, key: str) -> bool:
+    """True once per newly given file (upload or recording), so a rerun does not analyse the same file again.
+
+    ``key`` is a session-state key of the calling page (e.g. ``tryit_upload_seen``) that remembers the file id.
+    """
+    seen = None if upload is None else upload.file_id
+    new = upload is not None and st.session_state.get(key) != seen
+    st.session_state[key] = seen
+    return new
+
+
+def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
+    """One model's answer: word, confidence, probabilities on the shared 0-1 scale, latency, size.
+
+    With no speech detected the word and bars are withheld: a model always picks some label, which would
+    read as a claim that a word was heard.
+    """
+    from kws.plots import probability_bars
+
+    # Material icons come with Streamlit's own font: they render even where the system has no emoji font
+    mark = "" if correct is None else (" :green[:material/check_circle:]" if correct else " :red[:material/cancel:]")
+    st.markdown(f"**{answer.name}**{mark}")
+    st.caption(answer.architecture)
+    if no_speech:
+        st.metric("predicted", "—", help="No speech detected: no word is named.")
+    else:
+        flag = "low confidence" if answer.low_confidence else None
+        st.metric("predicted", answer.word, delta=flag, delta_color="orange", delta_arrow="off")
+        st.markdown(f"confidence **{answer.confidence:.0%}**")
+        st.plotly_chart(probability_bars(answer.probabilities), key=f"ui_bars_{answer.name}")
+    st.caption(f"{answer.latency_ms:.1f} ms · {answer.params:,} parameters")
+
+
+# --- Compare and Dataset pages: cached on the model folder's and the dataset's modification times ----------
+
+
+def _data_stamp(data_dir: Path) -> float:
+    """Adding or removing clips changes a word folder's mtime, so this key notices a changed dataset."""
+    from kws.config import LABELS
+
+    return max((p.stat().st_mtime for p in (data_dir / w for w in LABELS) if p.is_dir()), default=0.0)
+
+
+@st.cache_data(show_spinner=False)
+def _model_infos(models_dir: str, stamp: float) -> list[store.ModelInfo]:
+    return store.list_models(models_dir)
+
+
+def model_infos() -> list[store.ModelInfo]:
+    """Every model of the active set with its metadata (no model is loaded)."""
+    models_dir = active_models_dir()
+    return _model_infos(str(models_dir), _dir_stamp(models_dir))
+
+
+@st.cache_data(show_spinner="Timing every model on a few clips…")
+def _latencies(models_dir: str, stamp: float, data_dir: str, data_stamp: float) -> tuple[dict[str, float], str]:
+    from kws.insights import latency_clips, median_latency_ms
+
+    clips, source = latency_clips(data_dir)
+    return median_latency_ms(_predictor(models_dir, stamp).models, clips), source
+
+
+def comparison_columns(rows: list[dict]) -> dict:
+    """Titles and number formats for :func:`kws.insights.comparison_rows` in ``st.dataframe``."""
+    from kws.insights import COLUMN_TITLES
+
+    percent = {"accuracy", "overfit_gap", *(k for k in (rows[0] if rows else {}) if k.startswith("acc_"))}
+    config: dict = {k: COLUMN_TITLES.get(k, k.replace("acc_", "") + " accuracy") for k in (rows[0] if rows else {})}
+    for key in percent:
+        config[key] = st.column_config.NumberColumn(config.get(key, key), format="percent")
+    config["params"] = st.column_config.NumberColumn(COLUMN_TITLES["params"], format="localized")
+    config["latency_ms"] = st.column_config.NumberColumn(COLUMN_TITLES["latency_ms"], format="%.1f")
+    return config
+
+
+def latencies() -> tuple[dict[str, float], str]:
+    """Median latency per clip of each active model, and what it was measured on (timed once per set)."""
+    from kws.config import data_dir
+
+    models_dir, data = active_models_dir(), data_dir()
+    return _latencies(str(models_dir), _dir_stamp(models_dir), str(data), _data_stamp(data))
+
+
+@st.cache_data(show_spinner="Scoring every model on the test split…")
+def _evaluation(models_dir: str, stamp: float, data_dir: str, data_stamp: float, split: str):
+    from kws.evaluate import evaluate
+
+    return evaluate(models_dir, data_dir, split)
+
+
+def evaluation(split: str = "test"):
+    """Every active model's predictions on a split (:class:`kws.evaluate.Evaluation`); raises DatasetMissingError."""
+    from kws.config import data_dir
+
+    models_dir, data = active_models_dir(), data_dir()
+    return _evaluation(str(models_dir), _dir_stamp(models_dir), str(data), _data_stamp(data), split)
+
+
+@st.cache_data(show_spinner="Reading every clip of the dataset…")
+def _dataset_stats(data_dir: str, data_stamp: float):
+    from kws.insights import dataset_stats
+
+    return dataset_stats(data_dir)
+
+
+def dataset_stats():
+    """Durations, loudness, words, speakers and splits of every clip (:class:`kws.insights.DatasetStats`)."""
+    from kws.config import data_dir
+
+    return _dataset_stats(str(data_dir()), _data_stamp(data_dir()))
+
+
+@st.cache_data(show_spinner=False)
+def _dataset_items(data_dir: str, data_stamp: float):
+    from kws.dataset import scan
+
+    return scan(data_dir)
+
+
+def dataset_items():
+    """Every clip of the dataset with its word, speaker and split; raises DatasetMissingError."""
+    from kws.config import data_dir
+
+    return _dataset_items(str(data_dir()), _data_stamp(data_dir()))

@@ -1,0 +1,378 @@
+"""Keyword Studio benchmark: what a user waits for, measured on this machine.
+
+1. Latency: every model on one clip, features included, warm. ``Predictor.predict`` (XLA-compiled functions)
+   next to the same models called through ``model.predict(x)`` and plain eager ``model(x)``, measured round-robin
+   in one process so that load from other programs hits all three alike.
+2. Featurizing the whole dataset: reading (decoding) alone, a cold ``load_features(use_cache=False)``, the first
+   cached run (which writes the cache) and a cache hit, in a temporary ``KWS_CACHE_DIR`` so "cold" is cold.
+3. ``--train``: the wall time of training all six architectures with the standard preset (into a temporary folder).
+
+Run ``python bench/bench.py`` or ``python -m kws bench``. Writes ``bench/results.json`` and prints markdown tables;
+every number comes from this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "bench" / "results.json"
+
+logger = logging.getLogger("kws.bench")
+
+
+def _at_least_1(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
+    return int(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options; shared by this script and ``python -m kws bench``."""
+    parser.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
+    parser.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: KWS_DATA_DIR)")
+    parser.add_argument("--runs", type=_at_least_1, default=200, help="timed calls per method (default: 200)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls per method first (default: 10)")
+    parser.add_argument(
+        "--skip", choices=["latency", "dataset"], action="append", default=[], help="leave a part out (repeatable)"
+    )
+    parser.add_argument("--train", action="store_true", help="also time training all six (standard preset)")
+    parser.add_argument("--train-epochs", type=int, help="epochs for --train (default: TrainConfig's)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"results file (default: {DEFAULT_OUT})")
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+
+def summary_ms(times_s: list[float]) -> dict[str, float]:
+    """Median, 90th percentile, mean and minimum in milliseconds."""
+    ms = np.asarray(times_s) * 1000
+    return {
+        "median_ms": round(float(np.median(ms)), 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "min_ms": round(float(ms.min()), 3),
+        "runs": len(ms),
+    }
+
+
+def round_robin(methods: dict[str, Callable[[], Any]], runs: int, warmup: int) -> dict[str, list[float]]:
+    """Time every method ``runs`` times, interleaved, after ``warmup`` untimed calls each."""
+    for fn in methods.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(runs):
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+@contextlib.contextmanager
+def env(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the duration of a block."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers come from; load average too, since this machine may be shared."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    with contextlib.suppress(OSError):
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ms(s: dict[str, float]) -> str:
+    return f"{s['median_ms']:.2f} / {s['p90_ms']:.2f}"
+
+
+# --- 1. latency -----------------------------------------------------------------------------------------------------
+
+
+def pick_clip(data_dir: str | None) -> tuple[np.ndarray, str]:
+    """The first "happy" clip of the test split when the dataset is here, else a generated word-like sound."""
+    from kws import dataset
+
+    try:
+        items = [it for it in dataset.scan(data_dir) if it.split == "test" and it.label == "happy"]
+    except dataset.DatasetMissingError:
+        items = []
+    if items:
+        from kws.audio import load_audio
+
+        return load_audio(items[0].path).samples, f"{items[0].label}/{items[0].path.name}"
+    t = np.arange(16000) / 16000
+    x = 0.3 * np.sin(2 * np.pi * (150 + 80 * t) * t) * np.sin(np.pi * t) ** 2
+    return x.astype(np.float32), "generated 1 s tone sweep (no dataset found)"
+
+
+def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int) -> dict[str, Any]:
+    from kws import inference
+    from kws._tf import keras, tf
+
+    samples, source = pick_clip(data_dir)
+    t_load = time.perf_counter()
+    predictor = inference.load_predictor(models_dir)
+    load_s = time.perf_counter() - t_load
+    models = predictor.models
+    logger.info("latency: %d models from %s, %d runs each, clip %s", len(models), models_dir, runs, source)
+
+    def features(m: inference.LoadedModel) -> np.ndarray:
+        return predictor.features_for(samples, m.settings)[1][None]
+
+    def all_features() -> dict[Any, np.ndarray]:
+        feats: dict[Any, np.ndarray] = {}
+        for m in models:
+            if m.settings not in feats:
+                feats[m.settings] = features(m)
+        return feats
+
+    methods: dict[str, Callable[[], Any]] = {
+        "features": lambda: features(models[0]),
+        "all/predictor": lambda: predictor.predict(samples, 16000),
+        "all/keras_predict": lambda: [
+            m.model.predict(f[m.settings], verbose=0) for f in [all_features()] for m in models
+        ],
+        "all/eager": lambda: [
+            np.asarray(m.model(f[m.settings], training=False)) for f in [all_features()] for m in models
+        ],
+    }
+    for m in models:
+        methods[f"{m.name}/compiled"] = lambda m=m: m(features(m))
+        methods[f"{m.name}/keras_predict"] = lambda m=m: m.model.predict(features(m), verbose=0)
+        methods[f"{m.name}/eager"] = lambda m=m: np.asarray(m.model(features(m), training=False))
+
+    # the three paths must agree before their speed means anything
+    x = features(models[0])
+    a, b = models[0](x), models[0].model.predict(x, verbose=0)
+    c = np.asarray(models[0].model(x, training=False))
+    if not (np.allclose(a, b, atol=1e-4) and np.allclose(a, c, atol=1e-4)):
+        logger.warning("the compiled, predict and eager outputs of %s differ", models[0].name)
+
+    times = round_robin(methods, runs, warmup)
+    stats = {name: summary_ms(t) for name, t in times.items()}
+    per_model = [
+        {
+            "model": m.name,
+            "params": int(m.meta.get("params", 0)),
+            "compiled": stats[f"{m.name}/compiled"],
+            "keras_predict": stats[f"{m.name}/keras_predict"],
+            "eager": stats[f"{m.name}/eager"],
+        }
+        for m in models
+    ]
+    return {
+        "clip": source,
+        "models_dir": str(models_dir),
+        "models": [m.name for m in models],
+        "load_and_compile_s": round(load_s, 2),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "features_only": stats["features"],
+        "all_models": {
+            "predictor_predict": stats["all/predictor"],
+            "keras_predict": stats["all/keras_predict"],
+            "eager": stats["all/eager"],
+        },
+        "per_model": per_model,
+    }
+
+
+def latency_markdown(r: dict[str, Any]) -> str:
+    rows = [
+        [p["model"], f"{p['params']:,}", ms(p["compiled"]), ms(p["keras_predict"]), ms(p["eager"])]
+        for p in r["per_model"]
+    ]
+    a = r["all_models"]
+    rows.append(
+        [
+            f"**all {len(r['models'])} models** (kws: Predictor.predict)",
+            "",
+            ms(a["predictor_predict"]),
+            ms(a["keras_predict"]),
+            ms(a["eager"]),
+        ]
+    )
+    head = f"Latency per clip, features included, warm; median / p90 in ms over {a['predictor_predict']['runs']} runs."
+    notes = (
+        f"Clip: {r['clip']}. Window + MFCC alone: {ms(r['features_only'])} ms. "
+        f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s."
+    )
+    return "\n".join(
+        [head, "", table(["Model", "Params", "kws (compiled)", "model.predict(x)", "eager model(x)"], rows), "", notes]
+    )
+
+
+# --- 2. featurizing the dataset -------------------------------------------------------------------------------------
+
+
+def bench_dataset(data_dir: str | None, preset_name: str = "standard") -> dict[str, Any]:
+    from kws import dataset
+    from kws.features import preset
+
+    settings = preset(preset_name)
+    items = dataset.scan(data_dir)
+    logger.info("dataset: %d clips, preset %s", len(items), preset_name)
+    waves, read_s = timed(lambda: dataset.load_waveforms(items))
+    _, feat_s = timed(lambda: dataset.featurize(waves.clips, settings))
+    with tempfile.TemporaryDirectory(prefix="kws-bench-cache-") as cache, env("KWS_CACHE_DIR", cache):
+        _, cold_s = timed(lambda: dataset.load_features(settings, data_dir, use_cache=False))
+        _, first_s = timed(lambda: dataset.load_features(settings, data_dir, use_cache=True))
+        hits = [timed(lambda: dataset.load_features(settings, data_dir, use_cache=True))[1] for _ in range(3)]
+        cache_bytes = sum(f.stat().st_size for f in Path(cache).glob("*.npz"))
+    return {
+        "clips": len(items),
+        "skipped": len(waves.skipped),
+        "preset": preset_name,
+        "workers": min(4, os.cpu_count() or 1),
+        "read_s": round(read_s, 3),
+        "featurize_s": round(feat_s, 3),
+        "cold_no_cache_s": round(cold_s, 3),
+        "first_run_writing_cache_s": round(first_s, 3),
+        "cache_hit_s": round(statistics.median(hits), 3),
+        "cache_file_mb": round(cache_bytes / 1e6, 1),
+        "note": "the OS file cache holds the clips after the first read; 'cold' means no feature cache",
+    }
+
+
+def dataset_markdown(d: dict[str, Any]) -> str:
+    rows = [
+        ["read + decode only", f"{d['read_s']:.2f}", f"{1000 * d['read_s'] / d['clips']:.2f}"],
+        ["window + MFCC only", f"{d['featurize_s']:.2f}", f"{1000 * d['featurize_s'] / d['clips']:.2f}"],
+        [
+            "load_features, use_cache=False",
+            f"{d['cold_no_cache_s']:.2f}",
+            f"{1000 * d['cold_no_cache_s'] / d['clips']:.2f}",
+        ],
+        ["load_features, empty cache (writes it)", f"{d['first_run_writing_cache_s']:.2f}", ""],
+        ["load_features, cache hit", f"{d['cache_hit_s']:.3f}", ""],
+    ]
+    head = f"Featurizing the whole dataset ({d['clips']} clips, {d['preset']} preset, {d['workers']} worker threads)."
+    foot = f"Cache file: {d['cache_file_mb']} MB. Note: {d['note']}."
+    return "\n".join([head, "", table(["Step", "Seconds", "ms per clip"], rows), "", foot])
+
+
+# --- 3. training ----------------------------------------------------------------------------------------------------
+
+
+def bench_train(data_dir: str | None, epochs: int | None) -> dict[str, Any]:
+    from kws.train import TrainConfig, train
+
+    cfg = TrainConfig(preset="standard", **({"epochs": epochs} if epochs else {}))
+    logger.info("training %s for up to %d epochs", ", ".join(cfg.models), cfg.epochs)
+    with tempfile.TemporaryDirectory(prefix="kws-bench-train-") as out:
+        result, seconds = timed(lambda: train(cfg, Path(out) / "models", data_dir))
+    return {
+        "preset": cfg.preset,
+        "max_epochs": cfg.epochs,
+        "total_s": round(seconds, 1),
+        "models": {
+            name: {
+                "train_s": meta["train_seconds"],
+                "epochs_run": meta["epochs_run"],
+                "test_accuracy": round(meta["test_accuracy"], 4),
+            }
+            for name, meta in result.metas.items()
+        },
+    }
+
+
+def train_markdown(t: dict[str, Any]) -> str:
+    rows = [
+        [n, f"{m['train_s']:.1f}", m["epochs_run"], f"{100 * m['test_accuracy']:.1f}%"] for n, m in t["models"].items()
+    ]
+    head = (
+        f"Training all {len(t['models'])} ({t['preset']} preset, up to {t['max_epochs']} epochs): "
+        f"{t['total_s']:.0f} s in all."
+    )
+    return "\n".join([head, "", table(["Model", "Seconds", "Epochs", "Test accuracy"], rows)])
+
+
+# --- entry points ---------------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen parts, print markdown to stdout, write the JSON results; returns an exit status."""
+    from kws.modelsets import active_models_dir
+
+    models_dir = Path(args.models_dir) if args.models_dir else active_models_dir()
+    results: dict[str, Any] = {"created": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
+    sections: list[str] = []
+    if "latency" not in args.skip:
+        results["latency"] = bench_latency(models_dir, args.data_dir, args.runs, args.warmup)
+        sections.append(latency_markdown(results["latency"]))
+    from kws import dataset
+
+    if args.train:
+        dataset.scan(args.data_dir)  # no dataset: fail now, not after the latency runs
+    if "dataset" not in args.skip:
+        try:
+            results["dataset"] = bench_dataset(args.data_dir)
+            sections.append(dataset_markdown(results["dataset"]))
+        except dataset.DatasetMissingError as err:
+            logger.warning("skipping the dataset benchmark: %s", err)
+            results["dataset"] = {"skipped": str(err)}
+    if args.train:
+        results["train"] = bench_train(args.data_dir, args.train_epochs)
+        sections.append(train_markdown(results["train"]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print("\n\n".join(sections))
+    print(f"\nResults written to {out}.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    if str(ROOT) not in sys.path:  # run as a script from a checkout
+        sys.path.insert(0, str(ROOT))
+    from kws.cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

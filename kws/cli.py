@@ -1,0 +1,449 @@
+"""The command line: ``python -m kws train | evaluate | predict | data fetch | bench``.
+
+Results go to stdout (a markdown table, readable lines, or exactly one JSON document with ``--json``); progress
+and logs go to stderr. Bad input (a missing or broken file, an unknown model, no dataset, bad arguments) ends
+with exit status 2 and one line on stderr, never a traceback. TensorFlow is imported only inside the
+subcommands that need it, and only after the cheap checks, so ``--help`` and input errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from kws import config
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_BENCH_SCRIPT = config.PROJECT_ROOT / "bench" / "bench.py"
+
+
+class UsageError(Exception):
+    """Bad input found by the CLI itself; printed as one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so every error is one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input. Only modules already imported can have raised theirs, and looking
+    them up in ``sys.modules`` keeps this from importing TensorFlow (``kws.store`` pulls it in)."""
+    found: list[type[BaseException]] = [UsageError]
+    for module, name in (
+        ("kws.audio", "AudioError"),
+        ("kws.dataset", "DatasetMissingError"),
+        ("kws.store", "ModelStoreError"),
+        ("kws.fetch", "FetchError"),
+    ):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def _say(message: str) -> None:
+    """Progress for humans: stderr, so stdout stays clean for results and JSON."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- shared helpers ------------------------------------------------------------------------------------------------
+
+
+def _models_dir(arg: str | None) -> Path:
+    """The folder to use: ``--models-dir``, else the active set (a retrained one, or the shipped models)."""
+    if arg:
+        return Path(arg)
+    from kws.modelsets import active_models_dir
+
+    return active_models_dir()
+
+
+def _check_models_dir(path: Path) -> None:
+    """Fail fast, before TensorFlow loads, when there is nothing to load."""
+    if not path.is_dir():
+        raise UsageError(f"No model folder at {path}.")
+    if not any(path.glob("*.keras")):
+        raise UsageError(f"No models in {path}; train some with `python -m kws train --out {path}`.")
+
+
+#: TensorFlow's start-up chatter: TF 2.21 logs through absl before absl is initialised, so
+#: ``TF_CPP_MIN_LOG_LEVEL`` does not reach these lines; they would turn a one-line error into three.
+_TF_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on")
+
+
+def _load_tensorflow() -> None:
+    """Import TensorFlow (through :mod:`kws._tf`, which orders the imports) with its start-up noise filtered.
+
+    Anything else it writes to stderr while loading is passed on.
+    """
+    if "kws._tf" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import kws._tf  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if line.strip() and not any(noise in line for noise in _TF_NOISE):
+                    print(line, file=sys.stderr)
+
+
+class _StageReport:
+    """Prints reading / feature progress at most every 10% per stage."""
+
+    def __init__(self) -> None:
+        self.shown: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        step = 100 * done // max(total, 1) // 10
+        if self.shown.get(stage, -1) < step:
+            self.shown[stage] = step
+            _say(f"{stage}: {done}/{total}")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+
+
+def _size(kb: float) -> str:
+    return f"{kb / 1024:.1f} MB" if kb >= 1024 else f"{kb:.0f} KB"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: a class without clips reports null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(_finite(data), indent=2, allow_nan=False))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] | None = None) -> str:
+    """A GitHub markdown table; ``right`` marks numeric columns to right-align."""
+    right = right or [False] * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- train ---------------------------------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from kws import dataset
+
+    dataset.scan(args.data_dir)  # no dataset: exit 2 before TensorFlow loads
+    _load_tensorflow()
+    from kws.train import Progress, TrainConfig, train
+
+    options: dict[str, Any] = {"preset": args.preset, "augment": not args.no_augment}
+    for key in ("epochs", "batch_size", "seed"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.lr is not None:
+        options["learning_rate"] = args.lr
+    if args.models:
+        options["models"] = tuple(args.models)
+    try:
+        cfg = TrainConfig(**options)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    out = Path(args.out) if args.out else config.SHIPPED_MODELS_DIR
+    started: dict[str, float] = {}
+
+    def on_epoch(report: Any) -> None:
+        logs = report.logs
+        started.setdefault(report.model, time.perf_counter())
+        parts = [f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs]
+        _say(
+            f"[{report.model_index + 1}/{report.n_models} {report.model}] "
+            f"epoch {report.epoch}/{report.epochs}: " + ", ".join(parts)
+        )
+
+    def on_model_done(name: str, meta: dict[str, Any]) -> None:
+        _say(f"{name}: test accuracy {_pct(meta['test_accuracy'])} after {meta['epochs_run']} epochs")
+
+    _say(f"training {', '.join(cfg.models)} on the {cfg.preset} preset into {out}")
+    result = train(
+        cfg, out, args.data_dir, Progress(on_stage=_StageReport(), on_epoch=on_epoch, on_model_done=on_model_done)
+    )
+    rows = [
+        [
+            name,
+            meta["architecture"],
+            f"{meta['params']:,}",
+            _pct(meta["test_accuracy"]),
+            meta["epochs_run"],
+            f"{meta['train_seconds']:.0f} s",
+        ]
+        for name, meta in result.metas.items()
+    ]
+    print(
+        markdown_table(
+            ["Model", "Architecture", "Params", "Test accuracy", "Epochs", "Time"],
+            rows,
+            [False, False, True, True, True, True],
+        )
+    )
+    print(f"\nSaved to {result.out_dir} in {result.seconds:.0f} s.")
+    return EXIT_OK
+
+
+# --- evaluate ------------------------------------------------------------------------------------------------------
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from kws import dataset
+
+    dataset.scan(args.data_dir)  # fail fast, before TensorFlow loads
+    models_dir = _models_dir(args.models_dir)
+    _check_models_dir(models_dir)
+    _load_tensorflow()
+    from kws import evaluate
+
+    result = evaluate.evaluate(models_dir, args.data_dir, args.split, progress=_StageReport())
+    rows = evaluate.table(result, models_dir)
+    if result.skipped:
+        logger.warning("%d unreadable clip(s) were skipped", len(result.skipped))
+    n = len(result.y_true)
+    if args.json:
+        _print_json(
+            {
+                "split": args.split,
+                "clips": n,
+                "models_dir": str(models_dir),
+                "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+                "models": rows,
+            }
+        )
+        return EXIT_OK
+    labels = [k.removeprefix("acc_") for k in (rows[0] if rows else {}) if k.startswith("acc_")]
+    header = ["Model", "Architecture", "Preset", "Params", "Size", "Accuracy", *labels]
+    table = [
+        [
+            r["model"],
+            r["architecture"],
+            r["preset"],
+            f"{r['params']:,}",
+            _size(r["size_kb"]),
+            _pct(r["accuracy"]),
+            *(_pct(r[f"acc_{label}"]) for label in labels),
+        ]
+        for r in rows
+    ]
+    where = "speakers never heard in training" if args.split == "test" else "see the README for the split"
+    print(f"Accuracy on the {args.split} split: {n} clips ({where}); per-word columns are recall.\n")
+    print(markdown_table(header, table, [False, False, False, True, True, True, *([True] * len(labels))]))
+    return EXIT_OK
+
+
+# --- predict -------------------------------------------------------------------------------------------------------
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from kws.audio import AudioError, load_audio
+
+    clips = []
+    for name in args.files:  # decode everything first: a bad file fails in a blink, before TensorFlow loads
+        try:
+            clips.append((name, load_audio(name)))
+        except AudioError as err:
+            raise UsageError(f"{name}: {err}") from err
+    models_dir = _models_dir(args.models_dir)
+    _check_models_dir(models_dir)
+    _load_tensorflow()
+    from kws import inference
+
+    predictor = inference.load_predictor(models_dir)
+    results = [(name, predictor.predict_clip(clip)) for name, clip in clips]
+    if args.json:
+        docs = [{"file": name, "summary": p.summary, **p.to_dict()} for name, p in results]
+        _print_json(docs[0] if len(docs) == 1 else docs)
+        return EXIT_OK
+    for i, (name, p) in enumerate(results):
+        if i:
+            print()
+        w = p.window
+        print(f"{name}: {p.clip.duration:.2f} s, the models hear {w.start_s:.2f}-{w.end_s:.2f} s")
+        for notice in p.clip.notices:
+            print(f"  note: {notice}")
+        print(p.summary)
+        width = max(len(a.name) for a in p.answers)
+        for a in p.answers:
+            word = "-" if p.no_speech else a.word
+            flag = "  low confidence" if a.low_confidence and not p.no_speech else ""
+            print(f"  {a.name:<{width}}  {word:<6} {_pct(a.confidence):>6}  {a.latency_ms:6.1f} ms{flag}")
+    return EXIT_OK
+
+
+# --- data fetch ----------------------------------------------------------------------------------------------------
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from kws import fetch
+
+    dest = Path(args.dest) if args.dest else config.data_dir()
+    counts = fetch.fetch(args.url, dest, sha256=args.sha256, force=args.force)
+    print(f"Installed {sum(counts.values())} clips at {dest}: " + ", ".join(f"{w} {n}" for w, n in counts.items()))
+    print(f"Data: {config.DATASET_ATTRIBUTION}.")
+    return EXIT_OK
+
+
+# --- bench ---------------------------------------------------------------------------------------------------------
+
+
+def _load_bench() -> ModuleType | None:
+    """``bench/bench.py`` lives beside the package, not in it; load it by path when the checkout has it."""
+    if not _BENCH_SCRIPT.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("kws_bench", _BENCH_SCRIPT)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    _load_tensorflow()
+    return int(args.bench_module.run(args))
+
+
+# --- parser and entry point ----------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must lie between 0 and 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kws.features import PRESETS  # numpy/librosa only, no TensorFlow
+
+    parser = _Parser(
+        prog="python -m kws", description="Keyword Studio: spot the words " + ", ".join(config.LABELS) + "."
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks for internal errors"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train models and install them atomically")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="architectures to train (default: all of the zoo)")
+    p.add_argument("--epochs", type=_positive_int, help="most epochs per model (early stopping may end sooner)")
+    p.add_argument("--preset", choices=list(PRESETS), default="standard", help="feature preset (default: standard)")
+    p.add_argument("--out", metavar="DIR", help=f"model folder to write into (default: {config.SHIPPED_MODELS_DIR})")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: KWS_DATA_DIR)")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=_rate, metavar="RATE", help="learning rate")
+    p.add_argument("--no-augment", action="store_true", help="train on the clips as recorded")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score every model; prints a markdown table")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: KWS_DATA_DIR)")
+    p.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
+    p.add_argument("--split", choices=["test", "validation", "train", "all"], default="test")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="what every model hears in audio files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3")
+    p.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
+    p.add_argument("--json", action="store_true", help="one JSON document (a list for several files)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("data", help="get the dataset")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    f = data_sub.add_parser("fetch", help="download Speech Commands and unpack bed, happy and cat")
+    f.add_argument("--url", default=config.DATASET_URL, help="archive URL (http, https or file)")
+    f.add_argument("--dest", metavar="DIR", help="where to install (default: KWS_DATA_DIR)")
+    f.add_argument("--sha256", metavar="HEX", help="refuse the archive unless its SHA-256 matches")
+    f.add_argument("--force", action="store_true", help="replace a destination that already holds files")
+    f.set_defaults(func=cmd_data_fetch)
+
+    bench = _load_bench()
+    if bench is not None:
+        p = sub.add_parser("bench", help="measure inference latency and featurization speed")
+        bench.add_arguments(p)
+        p.set_defaults(func=cmd_bench, bench_module=bench)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    """The one place logging is configured: warnings from everyone, progress (INFO) from kws, on stderr."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kws").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 internal error, 2 bad input, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    _configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        if isinstance(err, _user_errors()):
+            print(f"error: {_one_line(str(err))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if args.verbose:
+            raise
+        print(
+            f"error: unexpected {type(err).__name__}: {_one_line(str(err))} (run with -v for details)", file=sys.stderr
+        )
+        return EXIT_FAILED

@@ -1,0 +1,332 @@
+"""The numbers behind the Compare and Dataset pages, kept out of the pages so they can be unit-tested.
+
+Three groups: the model comparison (metadata plus a latency measured on a few real clips), the test clips a
+model gets wrong (with what every other model said), and dataset statistics with clip browsing. Nothing here
+imports Streamlit; TensorFlow is only touched through models handed in by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import soundfile as sf
+
+from kws import config, dataset
+from kws.audio import AudioError, load_audio
+from kws.features import FeatureSettings, mfcc
+from kws.segment import Window, find_window, loudness_db
+
+if TYPE_CHECKING:
+    from kws.evaluate import Evaluation
+    from kws.store import ModelInfo
+
+logger = logging.getLogger(__name__)
+
+# --- comparing models -------------------------------------------------------------------------------------
+
+#: Column titles for the comparison table (keys stay short so charts can address them).
+COLUMN_TITLES: dict[str, str] = {
+    "model": "model",
+    "architecture": "architecture",
+    "params": "parameters",
+    "size_kb": "size (KB)",
+    "accuracy": "test accuracy",
+    "latency_ms": "latency (ms)",
+    "train_s": "training (s)",
+    "epochs": "epochs",
+    "overfit_gap": "train − val accuracy",
+    "preset": "features",
+}
+
+
+def overfit_gap(history: Mapping[str, Sequence[float]]) -> float | None:
+    """Training minus validation accuracy at the last epoch: how much a model learnt its speakers by heart."""
+    train, val = history.get("accuracy") or [], history.get("val_accuracy") or []
+    if not train or not val:
+        return None
+    return float(train[-1] - val[-1])
+
+
+def comparison_rows(infos: Sequence[ModelInfo], latency_ms: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    """One row per model from its metadata alone (no dataset needed); latency is ``None`` where unmeasured."""
+    latency_ms = latency_ms or {}
+    rows = []
+    for info in infos:
+        meta = info.meta
+        history = meta.get("history") or {}
+        epochs = meta.get("epochs_run") or len(history.get("loss") or history.get("accuracy") or []) or None
+        rows.append(
+            {
+                "model": info.name,
+                "architecture": meta["architecture"],
+                "params": int(meta["params"]),
+                "size_kb": round(meta["size_bytes"] / 1024, 1),
+                "accuracy": float(meta["test_accuracy"]),
+                **{f"acc_{label}": float(v) for label, v in meta["per_class_accuracy"].items()},
+                "latency_ms": latency_ms.get(info.name),
+                "train_s": round(float(meta["train_seconds"]), 1),
+                "epochs": epochs,
+                "overfit_gap": overfit_gap(history),
+                "preset": meta["feature_settings"]["name"],
+            }
+        )
+    return rows
+
+
+def histories(infos: Sequence[ModelInfo], names: Sequence[str] | None = None) -> dict[str, dict[str, list[float]]]:
+    """Each model's saved training history (``loss``, ``accuracy``, ``val_*``), optionally only ``names``."""
+    return {i.name: i.meta.get("history") or {} for i in infos if names is None or i.name in names}
+
+
+def default_curve_models(names: Sequence[str]) -> list[str]:
+    """The pair that shows overfitting best (cnn2 against cnn2_dropout) when both exist, else every model."""
+    pair = ["cnn2", "cnn2_dropout"]
+    return pair if all(n in names for n in pair) else list(names)
+
+
+class _Timed(Protocol):
+    """What latency timing needs of a model: :class:`kws.inference.LoadedModel` fits."""
+
+    name: str
+    settings: FeatureSettings
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def median_latency_ms(models: Sequence[_Timed], clips: Sequence[np.ndarray]) -> dict[str, float]:
+    """Median milliseconds per clip for each model: find the word, MFCCs with its settings, one forward pass.
+
+    That is what one answer costs a user; the first call per model is a warm-up and is not counted.
+    """
+    if not clips:
+        return {}
+    result = {}
+    for model in models:
+        model(mfcc(find_window(clips[0], model.settings).samples, model.settings)[None])
+        times = []
+        for clip in clips:
+            t0 = time.perf_counter()
+            feats = mfcc(find_window(clip, model.settings).samples, model.settings)
+            model(feats[None])
+            times.append((time.perf_counter() - t0) * 1000)
+        result[model.name] = float(statistics.median(times))
+    return result
+
+
+def latency_clips(directory: str | Path | None = None, n: int = 9) -> tuple[list[np.ndarray], str]:
+    """A few test-split clips (spread over the words) to time models on, and a phrase saying what they are.
+
+    Without the dataset the timing still matters (it does not depend on what is said), so it falls back to
+    synthetic one-second clips and says so.
+    """
+    try:
+        items = [it for it in dataset.scan(directory) if it.split == "test"]
+    except dataset.DatasetMissingError:
+        items = []
+    per_word = max(1, n // len(config.LABELS))
+    chosen = [it for label in config.LABELS for it in [i for i in items if i.label == label][:per_word]]
+    clips = []
+    for item in chosen:
+        try:
+            clips.append(load_audio(item.path).samples)
+        except AudioError as err:
+            logger.warning("not timing on %s: %s", item.path, err)
+    if clips:
+        return clips, f"{len(clips)} test clips"
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    synthetic = [
+        (0.3 * np.sin(2 * np.pi * (200 + 50 * k) * t) + 0.01 * rng.standard_normal(16000)).astype(np.float32)
+        for k in range(n)
+    ]
+    return synthetic, f"{n} synthetic one-second clips (no dataset here)"
+
+
+# --- the clips a model gets wrong -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One model's word for a clip and how sure it was."""
+
+    word: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A test clip the chosen model got wrong, with every model's answer (the chosen one included)."""
+
+    path: str
+    true_word: str
+    model: str
+    answers: dict[str, Answer]
+
+    @property
+    def predicted(self) -> Answer:
+        return self.answers[self.model]
+
+    @property
+    def name(self) -> str:
+        """``word/file.wav``: short, and enough to find the file."""
+        return f"{Path(self.path).parent.name}/{Path(self.path).name}"
+
+
+def misclassified(evaluation: Evaluation, model: str, labels: Sequence[str] = config.LABELS) -> list[Mistake]:
+    """The clips ``model`` gets wrong, its most confident mistakes first."""
+    if model not in evaluation.predictions:
+        raise KeyError(f"no predictions for {model!r}; have {', '.join(evaluation.predictions)}")
+    wrong = np.flatnonzero(evaluation.predictions[model].argmax(axis=1) != evaluation.y_true)
+    mistakes = []
+    for i in wrong:
+        answers = {}
+        for name, probs in evaluation.predictions.items():
+            best = int(np.argmax(probs[i]))
+            answers[name] = Answer(word=labels[best], confidence=float(probs[i][best]))
+        mistakes.append(Mistake(evaluation.paths[i], labels[int(evaluation.y_true[i])], model, answers))
+    return sorted(mistakes, key=lambda m: (-m.predicted.confidence, m.path))
+
+
+def mistakes_table(mistakes: Sequence[Mistake]) -> list[dict[str, Any]]:
+    """One row per mistake: the clip, the true word, then each model's word (✓ where right)."""
+    rows = []
+    for m in mistakes:
+        row: dict[str, Any] = {"clip": m.name, "true word": m.true_word}
+        for name, a in m.answers.items():
+            row[name] = f"{a.word} {'✓' if a.word == m.true_word else '✗'} {a.confidence:.0%}"
+        rows.append(row)
+    return rows
+
+
+def answers_table(mistake: Mistake) -> list[dict[str, Any]]:
+    """What every model said about one clip: word, confidence, right or wrong."""
+    return [
+        {"model": name, "says": a.word, "confidence": a.confidence, "right": a.word == mistake.true_word}
+        for name, a in mistake.answers.items()
+    ]
+
+
+# --- one clip, as the models see it -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipView:
+    """A recording, the window the models hear, and its MFCCs under one feature setting."""
+
+    samples: np.ndarray
+    sample_rate: int
+    window: Window
+    features: np.ndarray
+    settings: FeatureSettings
+
+
+def clip_view(path: str | Path, settings: FeatureSettings) -> ClipView:
+    """Decode a clip and compute what a model with ``settings`` gets to see (the app's one feature path)."""
+    clip = load_audio(path)
+    window = find_window(clip.samples, settings)
+    return ClipView(clip.samples, clip.sample_rate, window, mfcc(window.samples, settings), settings)
+
+
+# --- dataset statistics -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipStat:
+    """One clip's place in the dataset and the two numbers the histograms show."""
+
+    path: str
+    label: str
+    speaker: str
+    split: str
+    duration_s: float
+    loudness_db: float
+
+
+@dataclass
+class DatasetStats:
+    """Per-clip facts of the whole dataset; the summaries are computed from them on demand."""
+
+    clips: list[ClipStat]
+    skipped: list[tuple[str, str]]
+
+    def counts_per_word(self) -> dict[str, int]:
+        counts = Counter(c.label for c in self.clips)
+        return {label: counts[label] for label in config.LABELS if label in counts}
+
+    def clips_per_split(self) -> dict[str, int]:
+        counts = Counter(c.split for c in self.clips)
+        return {split: counts[split] for split in dataset.SPLITS}
+
+    @property
+    def speakers(self) -> int:
+        return len({c.speaker for c in self.clips})
+
+    def speakers_per_split(self) -> dict[str, int]:
+        return {s: len({c.speaker for c in self.clips if c.split == s}) for s in dataset.SPLITS}
+
+    def word_split_table(self) -> list[dict[str, Any]]:
+        """Clips per word and split, plus totals: the class balance at a glance."""
+        counts = Counter((c.label, c.split) for c in self.clips)
+        rows = []
+        for word in [*self.counts_per_word(), "all words"]:
+            row: dict[str, Any] = {"word": word}
+            words = config.LABELS if word == "all words" else (word,)
+            for split in dataset.SPLITS:
+                row[split] = sum(counts[(w, split)] for w in words)
+            row["total"] = sum(row[s] for s in dataset.SPLITS)
+            rows.append(row)
+        speakers = self.speakers_per_split()
+        rows.append({"word": "speakers", **speakers, "total": self.speakers})
+        return rows
+
+    @property
+    def durations(self) -> list[float]:
+        return [c.duration_s for c in self.clips]
+
+    @property
+    def loudness(self) -> list[float]:
+        return [c.loudness_db for c in self.clips]
+
+
+def _clip_stat(item: dataset.Item) -> ClipStat | str:
+    """Duration from the header and loudness from the samples, in one open; a broken file gives its reason."""
+    try:
+        with sf.SoundFile(str(item.path)) as f:
+            rate, frames = f.samplerate, f.frames
+            samples = f.read(dtype="float32", always_2d=True).mean(axis=1)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        return f"unreadable ({err})"
+    if rate <= 0 or frames <= 0:
+        return "holds no audio"
+    level = loudness_db(samples, span=max(1, rate // 10))
+    return ClipStat(str(item.path), item.label, item.speaker, item.split, frames / rate, level)
+
+
+def dataset_stats(directory: str | Path | None = None, workers: int | None = None) -> DatasetStats:
+    """Statistics of every clip (about a second for the 4,690 clips here); raises DatasetMissingError."""
+    items = dataset.scan(directory)
+    workers = workers or min(4, os.cpu_count() or 1)
+    clips, skipped = [], []
+    with ThreadPoolExecutor(workers) as pool:
+        for item, out in zip(items, pool.map(_clip_stat, items, chunksize=64)):
+            if isinstance(out, str):
+                logger.warning("skipping %s: %s", item.path, out)
+                skipped.append((str(item.path), out))
+            else:
+                clips.append(out)
+    return DatasetStats(clips=clips, skipped=skipped)
+
+
+def browse(items: Sequence[dataset.Item], word: str, split: str) -> list[dataset.Item]:
+    """The clips of one word in one split (``split="all"`` for every split), in path order."""
+    return [it for it in items if it.label == word and (split == "all" or it.split == split)]

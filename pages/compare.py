@@ -1,0 +1,95 @@
+"""Compare models: every model of the active set side by side, and the test clips a chosen model gets wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from kws import insights, plots, ui
+from kws.config import data_dir
+from kws.dataset import DatasetMissingError, missing_message
+from kws.store import ModelStoreError
+
+PER_PAGE = 5
+
+st.title("Compare models")
+try:
+    infos = ui.model_infos()
+except ModelStoreError as err:
+    st.warning(f"No models to compare: {err}")
+    st.stop()
+names = [i.name for i in infos]
+if not set(st.session_state.get("compare_curves", [])) <= set(names):  # another model set became active
+    del st.session_state.compare_curves  # back to the default pair, not to an empty chart
+try:
+    latency, timed_on = ui.latencies()
+except ModelStoreError as err:
+    latency, timed_on = {}, f"nothing (the models could not be loaded: {err})"
+rows = insights.comparison_rows(infos, latency)
+
+st.subheader("Every model")
+st.dataframe(rows, hide_index=True, column_config=ui.comparison_columns(rows))
+st.caption(
+    "From each model's saved metadata: accuracy on the speaker-disjoint test split (no test speaker was heard "
+    f"in training). Latency: median per clip (finding the word, MFCCs, one forward pass), timed on {timed_on}."
+)
+
+st.subheader("Confusion matrices")
+st.caption("Rows: the true word; columns: what the model said. Colour: share of the row, 0 to 100% for every model.")
+for col, info in zip(st.columns(len(infos)), infos):
+    with col:
+        figure = plots.confusion_heatmap(info.meta["confusion"], info.labels, title=info.name)
+        st.plotly_chart(figure, key=f"compare_confusion_{info.name}")
+
+st.subheader("Training curves")
+shown = st.multiselect("Models", names, default=insights.default_curve_models(names), key="compare_curves")
+curves = insights.histories(infos, shown)
+left, right = st.columns(2)
+left.plotly_chart(plots.training_curves(curves, "accuracy"), key="compare_curves_accuracy")
+right.plotly_chart(plots.training_curves(curves, "loss"), key="compare_curves_loss")
+st.caption("Solid: training; dashed: validation. A widening gap is a model learning its training speakers by heart.")
+
+st.subheader("Accuracy against cost")
+axes = {"latency_ms": "latency per clip", "params": "parameters"} if latency else {"params": "parameters"}
+x_axis = st.radio("Against", list(axes), format_func=axes.get, horizontal=True, key="compare_x_axis")
+st.plotly_chart(plots.tradeoff_scatter(rows, x=x_axis, y="accuracy"), key="compare_tradeoff")
+
+st.subheader("Test clips a model gets wrong")
+model = st.selectbox("Model", names, key="compare_model")
+try:
+    evaluation = ui.evaluation("test")
+except DatasetMissingError:
+    st.info(missing_message(data_dir()))
+    st.stop()
+mistakes = insights.misclassified(evaluation, model)
+st.markdown(
+    f"**{model}** gets **{len(mistakes)}** of {len(evaluation.y_true)} test clips wrong (most confident first)."
+)
+if not mistakes:
+    st.stop()
+st.dataframe(insights.mistakes_table(mistakes), hide_index=True)
+pages = (len(mistakes) + PER_PAGE - 1) // PER_PAGE
+if st.session_state.get("compare_page", 1) > pages:  # another model may have fewer mistakes
+    st.session_state.compare_page = 1
+page = st.number_input(f"Page (of {pages})", 1, pages, key="compare_page") if pages > 1 else 1
+settings = next(i.settings for i in infos if i.name == model)
+for mistake in mistakes[(page - 1) * PER_PAGE : page * PER_PAGE]:
+    with st.container(border=True):
+        left, right = st.columns([2, 3])
+        with left:
+            said = mistake.predicted
+            st.markdown(
+                f"`{mistake.name}` · true word **{mistake.true_word}**, {model} said **{said.word}** ({said.confidence:.0%})"
+            )
+            st.audio(Path(mistake.path).read_bytes(), format="audio/wav")
+            answers = insights.answers_table(mistake)
+            st.dataframe(
+                answers, hide_index=True, column_config={"confidence": st.column_config.NumberColumn(format="percent")}
+            )
+        with right:
+            view = insights.clip_view(mistake.path, settings)
+            st.plotly_chart(
+                plots.mfcc_heatmap_robust(view.features, settings, title=f"What {model} heard"),
+                key=f"compare_mfcc_{mistake.name}",
+            )

@@ -1,0 +1,73 @@
+"""Dataset: what the models learnt from: words, speakers, splits, durations, loudness, and any clip to listen to."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kws import insights, plots, ui
+from kws.config import DATASET_ATTRIBUTION, data_dir
+from kws.dataset import SPLITS, DatasetMissingError, missing_message
+from kws.features import PRESETS
+
+st.title("Dataset")
+st.caption(
+    f"{DATASET_ATTRIBUTION}: P. Warden, “Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition”, "
+    "2018, [arXiv:1804.03209](https://arxiv.org/abs/1804.03209). Only the words bed, happy and cat are used here."
+)
+try:
+    stats = ui.dataset_stats()
+    items = ui.dataset_items()
+except DatasetMissingError:
+    st.info(missing_message(data_dir()))
+    st.stop()
+
+words = stats.counts_per_word()
+splits = stats.clips_per_split()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("clips", f"{len(stats.clips):,}")
+c2.metric("words", len(words))
+c3.metric("speakers", f"{stats.speakers:,}")
+c4.metric("train / validation / test", " / ".join(f"{splits[s]:,}" for s in SPLITS))
+if stats.skipped:
+    st.warning(f"{len(stats.skipped)} clips could not be read and are left out.")
+
+st.subheader("Clips per word and split")
+st.dataframe(stats.word_split_table(), hide_index=True)
+st.caption(
+    "The split hashes the speaker (the file name before `_nohash_`), so no test speaker is ever heard in "
+    "training: test accuracy measures new voices, not memory."
+)
+left, right = st.columns(2)
+left.plotly_chart(plots.histogram(stats.durations, "Clip durations", "seconds"), key="dataset_durations")
+right.plotly_chart(plots.histogram(stats.loudness, "Loudness (loudest 100 ms)", "dBFS"), key="dataset_loudness")
+
+st.subheader("Browse the clips")
+c1, c2, c3 = st.columns(3)
+word = c1.selectbox("Word", list(words), key="dataset_word")
+split = c2.selectbox("Split", [*SPLITS, "all"], key="dataset_split")
+preset = c3.selectbox(
+    "Features",
+    list(PRESETS),
+    key="dataset_preset",
+    help="standard: what the models use now; lecture: its 20 × 11 input",
+)
+clips = insights.browse(items, word, split)
+if not clips:
+    st.info(f"No {word} clips in the {split} split.")
+    st.stop()
+if st.session_state.get("dataset_index", 0) >= len(clips):  # a smaller word/split was chosen
+    st.session_state.dataset_index = 0
+index = st.number_input(f"Clip number (0 to {len(clips) - 1})", 0, len(clips) - 1, key="dataset_index")
+item = clips[index]
+view = insights.clip_view(item.path, PRESETS[preset])
+st.markdown(
+    f"`{item.label}/{item.path.name}` · speaker `{item.speaker}` · {item.split} split · {len(view.samples) / view.sample_rate:.2f} s"
+)
+st.audio(item.path.read_bytes(), format="audio/wav")
+left, right = st.columns(2)
+window = (view.window.start_s, view.window.end_s)
+left.plotly_chart(plots.waveform(view.samples, view.sample_rate, window), key="dataset_waveform")
+right.plotly_chart(plots.mfcc_heatmap_robust(view.features, view.settings), key="dataset_mfcc")
+st.caption(
+    f"The MFCCs are the model input: {view.features.shape[0]} time frames × {view.features.shape[1]} coefficients."
+)

@@ -1,0 +1,121 @@
+"""Retrain: pick models and settings, train in the background, compare with the set in use, switch sets."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kws import config, jobs, modelsets, plots, ui, zoo
+from kws.dataset import DatasetMissingError
+from kws.features import PRESETS
+
+import threading as _th, sys as _sys
+from keras.src.utils import naming as _nm
+from keras.src.backend.common import global_state as _gs
+if not getattr(_nm, "_dbg", False):
+    _orig = _nm.uniquify
+    def _u(name):
+        d = _gs.get_global_attribute("object_name_uids")
+        out = _orig(name)
+        print("UNIQ", _th.current_thread().name, name, out, id(_gs.GLOBAL_STATE_TRACKER), id(d), file=_sys.stderr, flush=True)
+        return out
+    _nm.uniquify = _u
+    _nm._dbg = True
+st.title("🏋️ Retrain the models")
+if not config.retrain_enabled():
+    st.info("Retraining is turned off on this server (`KWS_DISABLE_RETRAIN=1`); the app keeps its current models.")
+    st.stop()
+
+manager = ui.training_manager()
+for key, value in {"retrain_job": None, "retrain_note": None}.items():
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def curves(job: jobs.Job) -> None:
+    """Loss and accuracy per epoch, training solid and validation dashed, one colour per model."""
+    left, right = st.columns(2)
+    left.plotly_chart(plots.training_curves(job.histories, "loss"), key="retrain_loss")
+    right.plotly_chart(plots.training_curves(job.histories, "accuracy"), key="retrain_accuracy")
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    """Polls the background job once a second; a full rerun shows the results once it ends."""
+    job = manager.current()
+    if job is None or not job.running:
+        st.rerun()
+    st.progress(job.fraction, text=job.status_text)
+    st.caption(job.summary)
+    if job.id == st.session_state.retrain_job and st.button("Cancel training", disabled=job.state == "cancelling"):
+        manager.cancel(job.id)
+    curves(job)
+
+
+job = manager.current()
+limit = jobs.train_limit()
+try:
+    counts = jobs.split_counts(config.data_dir(), limit)
+except DatasetMissingError as err:
+    counts = None
+    st.warning(str(err))
+
+if job is not None and job.running:
+    live()
+elif counts is not None:
+    st.caption(f"Clips per split: {counts}" + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else ""))
+    models = st.multiselect(
+        "Models", list(zoo.ZOO), list(jobs.DEFAULT_MODELS), format_func=lambda n: f"{n}: {zoo.ARCHITECTURES[n]}",
+        key="retrain_models",
+    )  # fmt: skip
+    col1, col2, col3, col4 = st.columns(4)
+    preset = col1.radio("Features", list(PRESETS), key="retrain_preset", help="lecture: 11 frames x 20 MFCCs")
+    epochs = col2.number_input("Epochs (at most)", 1, 200, jobs.DEFAULT_EPOCHS, key="retrain_epochs")
+    batch = col3.select_slider("Batch size", jobs.BATCH_SIZES, 64, key="retrain_batch")
+    rate = col4.select_slider("Learning rate", jobs.LEARNING_RATES, 2e-3, key="retrain_lr")
+    augment = st.toggle("Augment (shift, gain, noise: two extra copies of each training clip)", True, key="retrain_aug")
+    owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
+    if models:
+        cfg = jobs.make_config(
+            models=models, preset=preset, epochs=int(epochs), batch_size=batch, learning_rate=rate, augment=augment
+        )
+        st.caption(jobs.estimate(cfg, counts).describe())
+    if st.button("Start training", type="primary", disabled=not models, key="retrain_start"):
+        try:
+            st.session_state.retrain_job = manager.start(cfg, owner=owner).id
+            st.rerun()
+        except (jobs.Busy, DatasetMissingError) as err:
+            st.warning(str(err))
+
+if job is not None and not job.running and job.id == st.session_state.retrain_job:
+    if job.state == "done":
+        st.subheader("New models vs the ones in use")
+        st.success(f"{job.status_text}: new set `{job.id}`.")
+        st.dataframe(modelsets.compare_rows(job.id, modelsets.comparison_baseline(job.id)), hide_index=True)
+        curves(job)
+        if modelsets.active_set() == job.id:
+            st.info("The app uses these models.")
+        elif st.button("Use these models", type="primary", key="retrain_use"):
+            modelsets.adopt(job.id)
+            st.session_state.retrain_note = f"The app now uses `{job.id}`."
+            st.rerun()
+    elif job.state == "cancelled":
+        st.info("Training was cancelled: nothing was saved, and the app still uses the same models.")
+    else:
+        st.error(job.status_text)
+
+st.subheader("Model sets")
+if st.session_state.retrain_note:
+    st.success(st.session_state.retrain_note)
+    st.session_state.retrain_note = None
+sets = modelsets.list_sets()
+st.dataframe(modelsets.set_rows(sets), hide_index=True)
+names = [s.name for s in sets]
+choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key="retrain_choice")
+if st.button("Use this set", disabled=choice is None, key="retrain_switch"):
+    modelsets.adopt(choice)
+    st.session_state.retrain_note = f"The app now uses `{choice}`."
+    st.rerun()
+previous = modelsets.previous_set()
+if previous and st.button(f"Restore the previous set ({previous})", key="retrain_restore"):
+    st.session_state.retrain_note = f"Restored `{modelsets.restore_previous()}`."
+    st.rerun()

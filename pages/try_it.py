@@ -1,0 +1,108 @@
+"""Try it: four ways to give a clip (live mic, browser recorder, upload, test example), one result view."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from kws import mic, plots
+from kws.audio import AudioError, Clip, load_audio, to_wav_bytes
+from kws.config import data_dir
+from kws.dataset import missing_message
+from kws.examples import graded, pick
+from kws.ui import example_clips, get_predictor, is_new_file, model_card
+
+logger = logging.getLogger(__name__)
+
+if "tryit_mic" not in st.session_state:
+    st.session_state.tryit_mic = mic.MicBuffer()  # one buffer per browser session, fed by the WebRTC thread
+buffer: mic.MicBuffer = st.session_state.tryit_mic
+
+
+def analyse(source: str, load: Callable[[], Clip], true_word: str | None = None) -> None:
+    """Decode and classify; bad input becomes one sentence for the user, kept until the next clip."""
+    try:
+        prediction = get_predictor().predict_clip(load())
+        st.session_state.tryit_result = {"source": source, "prediction": prediction, "true_word": true_word}
+    except AudioError as err:
+        st.session_state.tryit_result = {"source": source, "error": str(err)}
+    except Exception:  # never a traceback for the user; the details go to the server log
+        logger.exception("analysing %s failed", source)
+        st.session_state.tryit_result = {"source": source, "error": "Something went wrong analysing this clip."}
+
+
+st.title("Try it")
+st.write("Say **bed**, **happy** or **cat** (or give a clip) and watch every model answer side by side.")
+
+live, recorder, uploader, example = st.columns(4, border=True)
+with live:
+    st.markdown("**:material/mic: Live microphone**")
+    ctx = webrtc_streamer(
+        key="tryit_webrtc",
+        mode=WebRtcMode.SENDONLY,
+        rtc_configuration=mic.rtc_configuration(),
+        media_stream_constraints=mic.MEDIA_CONSTRAINTS,
+        queued_audio_frames_callback=buffer.on_frames,
+    )
+    state = buffer.step(ctx.state.playing)
+    if state == "listening":
+        st.info("Listening… say one word, then press STOP.", icon=":material/graphic_eq:")
+    else:
+        st.caption("Press START, wait for *listening*, say one word, press STOP.")
+    if state == "stopped":
+        analyse("Live microphone", buffer.take)
+with recorder:
+    recorded = st.audio_input(
+        ":material/radio_button_checked: Record in the browser", sample_rate=16000, key="tryit_record"
+    )
+    if is_new_file(recorded, "tryit_record_seen"):
+        analyse("Browser recording", lambda: load_audio(recorded.getvalue()))
+with uploader:
+    upload = st.file_uploader(
+        ":material/upload_file: Upload a clip", type=["wav", "flac", "ogg", "mp3"], key="tryit_upload"
+    )
+    if is_new_file(upload, "tryit_upload_seen"):
+        analyse(f"Upload: {upload.name}", lambda: load_audio(upload.getvalue()))
+with example:
+    st.markdown("**:material/shuffle: Try an example**")
+    clips = example_clips()
+    if not clips:
+        st.caption(missing_message(data_dir()))
+    elif st.button("Random test clip", key="tryit_example"):
+        chosen = pick(clips)
+        analyse(f"Example {chosen.name} (test split)", lambda: load_audio(chosen.path), true_word=chosen.word)
+
+result = st.session_state.get("tryit_result")
+if result is None:
+    st.info("Give a clip in one of the four ways above to see what the models hear.")
+    get_predictor()  # load the models now, while the user gets ready, not after their first word
+    st.stop()
+st.divider()
+if "error" in result:
+    st.caption(result["source"])
+    st.error(result["error"])
+    st.stop()
+prediction = result["prediction"]
+st.caption(f"{result['source']} · {prediction.clip.duration:.1f} s · loudest {prediction.window.level_db:.0f} dBFS")
+for notice in prediction.clip.notices:
+    st.warning(notice)
+st.subheader(prediction.summary)
+right = graded(prediction, result["true_word"]) if result["true_word"] else None
+if right is not None:
+    names = ", ".join(n for n, ok in right.items() if ok) or "none"
+    st.markdown(f"True word: **{result['true_word']}** · right: {names} ({sum(right.values())} of {len(right)})")
+if prediction.no_speech:
+    st.warning("Too quiet to be a word, so no word is named. Speak closer to the microphone, or louder.")
+
+wave, spectrum = st.columns(2)
+window = (prediction.window.start_s, prediction.window.end_s)
+wave.plotly_chart(plots.waveform(prediction.clip.samples, prediction.clip.sample_rate, window))
+spectrum.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.feature_settings))
+st.audio(to_wav_bytes(prediction.clip.samples), format="audio/wav")
+
+for column, answer in zip(st.columns(len(prediction.answers), border=True), prediction.answers):
+    with column:
+        model_card(answer, prediction.no_speech, None if right is None else right[answer.name])

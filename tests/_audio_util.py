@@ -1,0 +1,100 @@
+"""Helpers for tests that need audio or a dataset folder but not the real dataset: everything is generated."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from kws import config
+from kws.dataset import split_of
+
+RATE = 16000
+
+
+def real_data_dir() -> Path | None:
+    """The real dataset (``KWS_DATA_DIR``, else the project default), or None where it is absent."""
+    root = config.data_dir()
+    return root if all((root / w).is_dir() for w in config.LABELS) else None
+
+
+def tone(seconds: float, rate: int = RATE, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
+    """A sine tone, float32."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def word_like(seconds: float = 0.4, rate: int = RATE, seed: int = 0, amp: float = 0.3) -> np.ndarray:
+    """A speech-like burst: harmonics of a gliding pitch under a smooth envelope."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    pitch = 120 + 60 * t / max(seconds, 1e-3) + rng.uniform(0, 40)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 8))
+    env = np.sin(np.pi * np.arange(n) / max(n - 1, 1)) ** 2
+    x = x * env + 0.01 * rng.standard_normal(n)
+    return (amp * x / np.abs(x).max()).astype(np.float32)
+
+
+def encode(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV", subtype: str | None = None) -> bytes:
+    """Encode samples (1-D or frames x channels) with soundfile."""
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def speakers_by_split(n_per_split: int = 2) -> dict[str, list[str]]:
+    """Made-up speaker ids (8 hex digits like the dataset's) that the stable hash puts in each split."""
+    found: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    i = 0
+    while any(len(v) < n_per_split for v in found.values()):
+        speaker = f"{i:08x}"
+        split = split_of(f"{speaker}_nohash_0.wav")
+        if len(found[split]) < n_per_split:
+            found[split].append(speaker)
+        i += 1
+    return found
+
+
+def make_dataset(root: Path, per_split: int = 2, seconds: float = 1.0) -> list[Path]:
+    """A tiny dataset in the Speech Commands layout with every word in every split; returns the files.
+
+    Each word gets its own pitch range so that even a linear model can tell them apart a little.
+    """
+    paths = []
+    for w, word in enumerate(config.LABELS):
+        (root / word).mkdir(parents=True, exist_ok=True)
+        for speakers in speakers_by_split(per_split).values():
+            for s, speaker in enumerate(speakers):
+                burst = word_like(0.5, seed=100 * w + s) * 0.5 + tone(0.5, freq=300 + 400 * w, amp=0.2)
+                clip = np.zeros(int(seconds * RATE), np.float32)
+                start = (len(clip) - len(burst)) // 2
+                clip[start : start + len(burst)] = burst
+                path = root / word / f"{speaker}_nohash_0.wav"
+                sf.write(path, clip, RATE, subtype="PCM_16")
+                paths.append(path)
+    return paths
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_models() -> tuple:
+    """The shipped models, loaded and compiled once per test session (several test files share them)."""
+    from kws.inference import load_models
+
+    return tuple(load_models(config.SHIPPED_MODELS_DIR))
+
+
+def have_shipped_models() -> bool:
+    return any(config.SHIPPED_MODELS_DIR.glob("*.keras"))
+
+
+def env_without(*names: str) -> dict[str, str]:
+    """A copy of the environment without ``names``, with the project on ``PYTHONPATH`` (for subprocesses)."""
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.PROJECT_ROOT), env.get("PYTHONPATH")]))
+    return env

@@ -1,0 +1,201 @@
+"""Helpers for real-browser tests: serve the app with ``streamlit run`` and drive Debian's Chromium via Playwright.
+
+Reusable by any page's browser test::
+
+    from browser_util import chromium_page, fake_mic_wav, requires_browser, streamlit_server
+
+    pytestmark = [pytest.mark.browser, requires_browser]
+
+    def test_x(tmp_path):
+        wav = fake_mic_wav(clip_path, tmp_path / "mic.wav")
+        with streamlit_server() as url, chromium_page(fake_audio=wav) as page:
+            page.goto(f"{url}/try_it")
+
+Chromium's fake microphone plays ``fake_audio`` in a loop from the moment a page opens the microphone; see
+``/work/shared/notes/browser-mic-testing.md`` for the measured behaviour these helpers rely on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).absolute().parent.parent
+CHROMIUM = Path(os.environ.get("KWS_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _have_playwright() -> bool:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Skip marker for tests that need Chromium and Playwright (never installs anything).
+requires_browser = pytest.mark.skipif(
+    not (CHROMIUM.is_file() and _have_playwright()),
+    reason=f"needs Playwright (python) and Chromium at {CHROMIUM}",
+)
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fake_mic_wav(clip: str | Path, dest: str | Path, lead_s: float = 2.0, tail_s: float = 3.0) -> Path:
+    """Write ``clip`` padded with silence, for ``--use-file-for-fake-audio-capture``.
+
+    The lead covers the ~0.6 s WebRTC needs to connect; the tail makes one recording of ~4-5 s hold exactly
+    one word although Chromium loops the file.
+    """
+    samples, rate = sf.read(str(clip), dtype="float32", always_2d=False)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    padded = np.concatenate(
+        [np.zeros(int(lead_s * rate), np.float32), samples, np.zeros(int(tail_s * rate), np.float32)]
+    )
+    dest = Path(dest)
+    sf.write(str(dest), padded, rate, subtype="PCM_16")
+    return dest
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200 and response.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def streamlit_server(
+    root: str | Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    log_path: str | Path | None = None,
+) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free port; yield its base URL once ``/_stcore/health`` answers ok.
+
+    ``env`` adds to the current environment (``KWS_DATA_DIR`` passes through). The server's output goes to
+    ``log_path`` (a temporary file by default) and is logged if it fails to start.
+    """
+    port = free_port()
+    url = f"http://localhost:{port}"
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true",
+        "--server.port", str(port),
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    full_env = {**os.environ, **(env or {})}
+    log = Path(log_path) if log_path else Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=str(root), env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start (exit {proc.poll()}):\n{log.read_text()[-4000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log_path is None:
+            logger.debug("streamlit log:\n%s", log.read_text()[-4000:])
+            log.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def chromium_page(
+    fake_audio: str | Path | None = None,
+    viewport: dict[str, int] | None = None,
+    default_timeout_ms: float = 60_000,
+    **context_args: Any,
+) -> Iterator[Any]:
+    """A Playwright page in headless Debian Chromium with a fake microphone playing ``fake_audio`` (a WAV)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    args = list(CHROMIUM_ARGS)
+    if fake_audio is not None:
+        args.append(f"--use-file-for-fake-audio-capture={Path(fake_audio).absolute()}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        try:
+            context = browser.new_context(
+                permissions=["microphone"],
+                viewport=viewport or {"width": 1600, "height": 1000},
+                **context_args,
+            )
+            page = context.new_page()
+            page.set_default_timeout(default_timeout_ms)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_for_app(page: Any, timeout_ms: float = 90_000) -> None:
+    """Wait until Streamlit has finished a script run (the status widget says nothing is running)."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms)
+
+
+def wait_for_charts(page: Any, timeout_ms: float = 30_000) -> None:
+    """Wait until every Plotly chart on the page has drawn (Streamlit loads Plotly lazily)."""
+    page.wait_for_function(
+        """() => {
+            const charts = document.querySelectorAll("[data-testid='stPlotlyChart']");
+            return charts.length > 0 && [...charts].every(c => c.querySelector(".main-svg"));
+        }""",
+        timeout=timeout_ms,
+    )
+
+
+def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) -> None:
+    """Open the app at its home page, then go to the page titled ``title`` through the sidebar, as a user does.
+
+    Why not ``goto(f"{url}/try_it")``: with a ``pages/`` folder beside ``app.py``, Streamlit 1.67 serves a fresh
+    server in the old folder-based mode (its own sidebar, without ``app.py``'s router) until some session has
+    run ``app.py``'s ``st.navigation``. The home page runs it.
+    """
+    page.goto(base_url)
+    wait_for_app(page, timeout_ms)
+    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title).click()
+    page.wait_for_url(lambda url: url.rstrip("/") != base_url.rstrip("/"), timeout=timeout_ms)
+    wait_for_app(page, timeout_ms)

@@ -1,0 +1,74 @@
+"""Shared fixtures: where the dataset is, the streamlit-webrtc patch for AppTest, and a known clip.
+
+``KWS_DATA_DIR`` defaults to ``../shared/data/speech_commands`` next to the checkout when unset, so the tests
+find the shared dataset without copying it into the repository. Tests that need the data take the
+``data_dir`` fixture and are skipped cleanly where there is none.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the app runs from the checkout; tests import kws and tests.* from it
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("KWS_DATA_DIR", str((ROOT.parent / "shared" / "data" / "speech_commands").resolve()))
+# pylibsrtp must be loaded before TensorFlow in any process that may load both (see kws/_tf.py)
+try:
+    import pylibsrtp  # noqa: F401
+except ImportError:
+    pass
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The dataset folder (``KWS_DATA_DIR``); skips the test where it is absent."""
+    path = Path(os.environ["KWS_DATA_DIR"])
+    if not all((path / word).is_dir() for word in ("bed", "happy", "cat")):
+        pytest.skip(f"no Speech Commands dataset at {path} (set KWS_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def no_webrtc_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a page that calls ``webrtc_streamer`` run under AppTest.
+
+    AppTest has no real Runtime, so streamlit-webrtc's session lookup fails with
+    ``Mock object has no attribute '_session_mgr'``; without a session the component is inert (never playing).
+    """
+    component = pytest.importorskip("streamlit_webrtc.component")
+    monkeypatch.setattr(component, "get_this_session_info", lambda: None)
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    """The app's own cached predictor (``kws.ui.get_predictor``): AppTests in this process reuse it."""
+    from kws.ui import get_predictor
+
+    return get_predictor()
+
+
+@pytest.fixture(scope="session")
+def known_clip(predictor) -> tuple[Path, str]:
+    """A test-split clip that every current model names correctly and confidently: ``(path, word)``.
+
+    Chosen deterministically (first such clip in path order, trying each word), so tests work with any model set.
+    """
+    path = Path(os.environ["KWS_DATA_DIR"])
+    if not path.is_dir():
+        pytest.skip(f"no Speech Commands dataset at {path}")
+    from kws.audio import load_audio
+    from kws.examples import split_examples
+
+    examples = split_examples(path, "test")
+    for word in ("cat", "happy", "bed"):
+        for example in [e for e in examples if e.word == word][:40]:
+            prediction = predictor.predict_clip(load_audio(example.path))
+            if all(a.word == word and not a.low_confidence for a in prediction.answers) and not prediction.no_speech:
+                return example.path, word
+    pytest.skip("no test clip that every model names correctly")

@@ -1,0 +1,50 @@
+"""The Retrain page in a real headless Chromium: start a tiny run and watch the live curves appear.
+
+Serves the app with ``streamlit run`` (``KWS_RUNS_DIR`` in a temporary folder, ``KWS_TRAIN_LIMIT=6``), so the
+run takes seconds and nothing touches the real ``runs/`` or ``models/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from browser_util import chromium_page, requires_browser, streamlit_server, wait_for_app
+
+from kws import modelsets
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, requires_browser]
+
+
+def test_a_tiny_run_draws_live_curves_and_ends_with_the_comparison(tmp_path: Path, data_dir: Path) -> None:
+    runs = tmp_path / "runs"
+    env = {"KWS_RUNS_DIR": str(runs), "KWS_TRAIN_LIMIT": "6", "KWS_DATA_DIR": str(data_dir)}
+    with streamlit_server(env=env, log_path=tmp_path / "server.log") as url, chromium_page() as page:
+        page.goto(url)  # through the router, as a user would (a fresh server's first deep link skips it)
+        wait_for_app(page)
+        page.locator("[data-testid='stSidebarNav']").get_by_text("Retrain").click()
+        page.get_by_text("Retrain the models").wait_for()
+        wait_for_app(page)
+        page.get_by_text("Expected time").wait_for()
+        epochs = page.get_by_label("Epochs (at most)")
+        epochs.fill("3")
+        epochs.press("Enter")
+        wait_for_app(page)
+        page.get_by_role("button", name="Start training").click()
+
+        # live: the progress bar, then both charts with a line per model as epochs finish
+        page.get_by_role("button", name="Cancel training").wait_for(timeout=60_000)
+        page.locator("[data-testid='stProgress']").first.wait_for()
+        page.locator(".js-plotly-plot .legendtext", has_text="perceptron (train)").first.wait_for(timeout=120_000)
+        page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+        titles = [t.text_content() for t in page.locator(".js-plotly-plot .gtitle").all()]
+        assert "Training loss" in titles and "Training accuracy" in titles, titles
+
+        page.get_by_text("New models vs the ones in use").wait_for(timeout=180_000)
+        page.get_by_role("button", name="Use these models").click()
+        page.get_by_text("The app uses these models.").wait_for()
+        page.screenshot(path=str(tmp_path / "retrain.png"), full_page=True)
+
+    # the server process switched the app to the new set, in the temporary runs folder only
+    pointer = runs / modelsets.ACTIVE_FILE
+    assert pointer.is_file() and modelsets.SET_NAME.match(pointer.read_text().split('"set": "')[1][:20])

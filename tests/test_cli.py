@@ -1,0 +1,247 @@
+"""The command line: exit codes, one-line errors, exactly one JSON document, and no TensorFlow for --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from _audio_util import RATE, encode, env_without, have_shipped_models, make_dataset, shipped_models, word_like
+
+from kws import cli, config
+
+
+def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``python -m kws ...`` in a fresh interpreter, so stderr and imports are exactly what a user sees."""
+    return subprocess.run(
+        [sys.executable, "-m", "kws", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env_without(),
+        cwd=config.PROJECT_ROOT,
+    )
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A spoken-like clip, a silent clip, a text file, a truncated WAV and an empty file."""
+    paths = {
+        "word": tmp_path / "word.wav",
+        "silence": tmp_path / "silence.flac",
+        "text": tmp_path / "notes.wav",
+        "cut": tmp_path / "cut.wav",
+        "empty": tmp_path / "empty.wav",
+    }
+    clip = np.zeros(RATE, np.float32)
+    clip[4000:12000] = word_like(0.5, seed=4)
+    sf.write(paths["word"], clip, RATE)
+    sf.write(paths["silence"], np.zeros(RATE, np.float32), RATE, format="FLAC")
+    paths["text"].write_text("this is not audio\n" * 20)
+    paths["cut"].write_bytes(encode(clip)[:2000])
+    paths["empty"].write_bytes(b"")
+    return paths
+
+
+@pytest.fixture
+def with_shipped(monkeypatch):
+    """Predict and evaluate with the session's already-loaded shipped models (loading them costs seconds)."""
+    if not have_shipped_models():
+        pytest.skip("no shipped models in models/")
+    from kws import inference
+
+    models = list(shipped_models())
+    monkeypatch.setattr(inference, "load_models", lambda models_dir: models)
+    monkeypatch.setattr(inference, "load_predictor", lambda models_dir: inference.Predictor(models))
+    return config.SHIPPED_MODELS_DIR
+
+
+# --- without TensorFlow -----------------------------------------------------------------------------------------
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kws", "--help"],
+        capture_output=True,
+        text=True,
+        env=env_without(),
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    for command in ("train", "evaluate", "predict", "data", "bench"):
+        assert command in proc.stdout
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "kws.cli" in imported
+    assert not {m for m in imported if m.split(".")[0] in {"tensorflow", "keras"}}
+
+
+def test_import_kws_does_not_import_tensorflow() -> None:
+    code = "import sys, kws, kws.cli, kws.fetch; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], env=env_without(), timeout=120).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ((), "required"),
+        (("fly",), "invalid choice"),
+        (("predict",), "required"),
+        (("predict", "{missing}"), "no file"),
+        (("predict", "{text}"), "not an audio file"),
+        (("predict", "{cut}"), "truncated"),
+        (("predict", "{empty}"), "empty"),
+        (("predict", "{word}", "{text}"), "not an audio file"),
+        (("predict", "{word}", "--models-dir", "{missing}"), "No model folder"),
+        (("evaluate", "--data-dir", "{missing}"), "No dataset found"),
+        (("evaluate", "--split", "dev"), "invalid choice"),
+        (("train", "--epochs", "0"), "at least 1"),
+        (("train", "--lr", "abc"), "not a number"),
+        (("train", "--data-dir", "{missing}"), "No dataset found"),
+        (("data", "fetch", "--url", "file://{missing}", "--dest", "{dest}"), "download failed"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, files, args: tuple[str, ...], needle: str) -> None:
+    names = {k: str(v) for k, v in files.items()} | {"missing": str(tmp_path / "missing"), "dest": str(tmp_path / "d")}
+    proc = run_cli(*(a.format(**names) for a in args))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert needle.lower() in proc.stderr.lower()
+
+
+# --- with the shipped models (loaded once per session) ----------------------------------------------------------
+
+
+def test_predict_json_one_file(files, with_shipped, capsys) -> None:
+    assert cli.main(["predict", str(files["word"]), "--json"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)  # the whole of stdout is one document
+    assert isinstance(doc, dict)
+    assert doc["file"] == str(files["word"])
+    assert doc["summary"].startswith("Most models say: ")
+    assert doc["majority"] in config.LABELS
+    assert set(doc["window"]) == {"start_s", "end_s"}
+    assert [m["name"] for m in doc["models"]] == [m.name for m in shipped_models()]
+    for m in doc["models"]:
+        assert m["word"] in config.LABELS and 0 <= m["confidence"] <= 1
+        assert isinstance(m["low_confidence"], bool) and m["latency_ms"] > 0
+
+
+def test_predict_json_several_files(files, with_shipped, capsys) -> None:
+    assert cli.main(["predict", str(files["word"]), str(files["silence"]), "--json"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert isinstance(docs, list) and [d["file"] for d in docs] == [str(files["word"]), str(files["silence"])]
+    assert docs[1]["no_speech"] is True and docs[1]["summary"] == "No speech detected"
+    assert docs[1]["majority"] is None and all(m["word"] is None for m in docs[1]["models"])
+
+
+def test_predict_text(files, with_shipped, capsys) -> None:
+    assert cli.main(["predict", str(files["word"]), str(files["silence"])]) == 0
+    out = capsys.readouterr().out
+    assert "Most models say: " in out and "No speech detected" in out
+    assert "the models hear" in out
+    for m in shipped_models():
+        assert out.count(f"  {m.name} ") == 2
+
+
+def test_evaluate_markdown_and_json(tmp_path, with_shipped, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "data")
+    base = ["evaluate", "--data-dir", str(tmp_path / "data"), "--models-dir", str(with_shipped), "--split", "all"]
+    assert cli.main(base) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    assert lines[0] == "| Model | Architecture | Preset | Params | Size | Accuracy | bed | happy | cat |"
+    assert len(lines) == 2 + len(shipped_models())
+    assert cli.main([*base, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["split"] == "all" and doc["clips"] == 18
+    assert [r["model"] for r in doc["models"]] == [m.name for m in shipped_models()]
+
+
+def test_unknown_model_name(tmp_path, capsys) -> None:
+    pytest.importorskip("kws.zoo")
+    make_dataset(tmp_path / "data")
+    assert cli.main(["train", "--models", "cnn1", "resnet", "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown model 'resnet'" in err and "perceptron" in err
+
+
+def test_train_then_predict(tmp_path, monkeypatch, capsys) -> None:
+    """A one-epoch perceptron on a generated dataset: progress on stderr, a table on stdout, a loadable model."""
+    pytest.importorskip("kws.train")
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "data")
+    out_dir = tmp_path / "models"
+    args = ["train", "--models", "perceptron", "--epochs", "1", "--no-augment", "--batch-size", "8"]
+    assert cli.main([*args, "--out", str(out_dir), "--data-dir", str(tmp_path / "data"), "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "[1/1 perceptron] epoch 1/1" in captured.err
+    assert "| perceptron | Perceptron |" in captured.out
+    assert sorted(p.name for p in out_dir.iterdir()) == ["perceptron.json", "perceptron.keras"]
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, word_like(0.6), RATE)
+    assert cli.main(["predict", str(clip), "--models-dir", str(out_dir), "--json"]) == 0
+    assert [m["name"] for m in json.loads(capsys.readouterr().out)["models"]] == ["perceptron"]
+
+
+def test_internal_error_is_one_line_exit_1(monkeypatch, capsys) -> None:
+    def boom(args):
+        raise RuntimeError("something broke\non two lines")
+
+    monkeypatch.setattr(cli, "cmd_data_fetch", boom)
+    assert cli.main(["data", "fetch"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: unexpected RuntimeError: something broke on two lines (run with -v for details)\n"
+    with pytest.raises(RuntimeError):
+        cli.main(["-v", "data", "fetch"])
+
+
+def test_interrupt_exits_130(monkeypatch, capsys) -> None:
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_data_fetch", interrupted)
+    assert cli.main(["data", "fetch"]) == 130
+
+
+def test_bench_options_are_listed(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["bench", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--runs", "--train", "--out", "--skip"):
+        assert option in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not have_shipped_models(), reason="no shipped models in models/")
+def test_predict_end_to_end_subprocess(files) -> None:
+    """The real thing: a fresh process loads TensorFlow and the models; stdout is one JSON document."""
+    proc = run_cli("predict", str(files["word"]), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["summary"].startswith("Most models say")
+    assert "oneDNN" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_smoke(tmp_path, with_shipped, monkeypatch, capsys) -> None:
+    """The benchmark runs end to end on a tiny dataset and writes what it printed."""
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "data")
+    out = tmp_path / "results.json"
+    args = ["bench", "--runs", "3", "--warmup", "1", "--data-dir", str(tmp_path / "data"), "--out", str(out)]
+    assert cli.main([*args, "--models-dir", str(with_shipped)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    latency = results["latency"]
+    assert latency["models"] == [m.name for m in shipped_models()]
+    for method in ("predictor_predict", "keras_predict", "eager"):
+        stats = latency["all_models"][method]
+        assert stats["runs"] == 3 and 0 < stats["median_ms"] <= stats["p90_ms"]
+    assert results["dataset"]["clips"] == 18 and results["dataset"]["cache_hit_s"] > 0
+    assert "model.predict(x)" in printed and "cache hit" in printed
+    assert not list((tmp_path / "cache").glob("*"))  # the benchmark used a cache folder of its own

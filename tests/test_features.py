@@ -1,0 +1,115 @@
+"""features: the shapes follow from the settings, and the fast MFCC equals librosa's reference numerically."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import librosa
+import numpy as np
+import pytest
+from _audio_util import tone, word_like
+
+from kws.features import PRESETS, FeatureSettings, mfcc, mfcc_batch, preset, shapes
+
+
+def reference_mfcc(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
+    """librosa's own pipeline with the same numbers: (frames, coeffs)."""
+    mel = librosa.feature.melspectrogram(
+        y=y.astype(np.float64),
+        sr=s.sample_rate,
+        n_fft=s.n_fft,
+        hop_length=s.hop_length,
+        win_length=s.win_length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=s.n_mels,
+        fmin=s.fmin,
+        fmax=s.fmax,
+    )
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    return librosa.feature.mfcc(S=log_mel, n_mfcc=s.n_mfcc, dct_type=2, norm="ortho").T
+
+
+@pytest.mark.parametrize(
+    ("name", "clip_samples", "input_shape"),
+    [("standard", 16000, (49, 40)), ("lecture", 16000, (11, 20))],
+)
+def test_preset_shapes(name: str, clip_samples: int, input_shape: tuple[int, int]) -> None:
+    geo = shapes(preset(name))
+    assert geo.clip_samples == clip_samples
+    assert geo.input_shape == input_shape
+    assert len(geo.frame_times(preset(name))) == input_shape[0]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_output_has_the_shape_the_settings_say(name: str) -> None:
+    s = preset(name)
+    x = word_like(1.0)
+    assert mfcc(x, s).shape == shapes(s).input_shape
+    assert mfcc(x, s).dtype == np.float32
+
+
+def test_shapes_follow_custom_settings() -> None:
+    s = FeatureSettings(name="custom", clip_seconds=0.5, hop_length=160, n_fft=400, n_mfcc=13)
+    geo = shapes(s)
+    assert geo.clip_samples == 8000
+    assert geo.input_shape == (1 + (8000 - 400) // 160, 13)
+    assert mfcc(np.zeros(8000, np.float32), s).shape == geo.input_shape
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("signal", ["word", "tone", "noise", "silence"])
+def test_matches_librosa(name: str, signal: str) -> None:
+    s = preset(name)
+    rng = np.random.default_rng(1)
+    y = {
+        "word": word_like(1.0, seed=3),
+        "tone": tone(1.0, freq=700.0),
+        "noise": (0.1 * rng.standard_normal(16000)).astype(np.float32),
+        "silence": np.zeros(16000, np.float32),
+    }[signal]
+    ours = mfcc(y, s)
+    ref = reference_mfcc(y, s)
+    assert ours.shape == ref.shape
+    # float32 against float64: agreement to a small fraction of the coefficients' range (hundreds of dB)
+    np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=0.05)
+
+
+def test_batch_equals_single() -> None:
+    s = preset("standard")
+    clips = np.stack([word_like(1.0, seed=i) for i in range(4)])
+    batch = mfcc_batch(clips, s)
+    for i in range(4):
+        np.testing.assert_allclose(batch[i], mfcc(clips[i], s), rtol=1e-6, atol=1e-5)
+
+
+def test_wrong_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected clips of shape"):
+        mfcc(np.zeros(15000, np.float32), preset("standard"))
+
+
+def test_settings_roundtrip_and_unknown_keys() -> None:
+    s = preset("lecture")
+    assert FeatureSettings.from_dict(s.to_dict()) == s
+    with pytest.raises(ValueError, match="unknown feature settings"):
+        FeatureSettings.from_dict({**s.to_dict(), "dither": 0.1})
+
+
+def test_cache_key_is_stable_and_distinct() -> None:
+    assert preset("standard").key() == FeatureSettings().key()
+    keys = {p.key() for p in PRESETS.values()}
+    assert len(keys) == len(PRESETS)
+    assert dataclasses.replace(preset("standard"), n_mels=32).key() != preset("standard").key()
+
+
+def test_unknown_preset_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError) as info:
+        preset("nope")
+    for name in PRESETS:
+        assert name in str(info.value)
+
+
+def test_window_longer_than_fft_is_refused() -> None:
+    with pytest.raises(ValueError, match="win_length"):
+        shapes(FeatureSettings(win_length=1024, n_fft=512))

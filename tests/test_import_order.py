@@ -1,0 +1,54 @@
+"""TensorFlow and streamlit-webrtc in one process: loading TensorFlow first used to segfault (see kws/_tf.py).
+
+Each check runs in a fresh interpreter: in this test process the order is already decided by whatever
+was imported first. A crash shows as a negative return code (-11 for SIGSEGV).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from _audio_util import env_without
+
+pytest.importorskip("streamlit_webrtc")
+
+
+def run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_without(), timeout=300)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import kws.inference; import streamlit_webrtc",
+        "import streamlit_webrtc; import kws.inference",
+    ],
+    ids=["kws-first", "webrtc-first"],
+)
+def test_import_order_does_not_crash(code: str) -> None:
+    proc = run(code + "; print('ok')")
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.strip() == "ok"
+
+
+def test_srtp_works_after_tensorflow() -> None:
+    """Not just importable: libsrtp's self-test and an SRTP protect/unprotect round trip run after TF loaded."""
+    pytest.importorskip("pylibsrtp")
+    code = """
+import kws._tf
+from kws._tf import tf
+import pylibsrtp
+tf.constant([1.0]) + 1.0
+key = bytes(range(30))
+policy = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+rx = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+packet = bytes.fromhex("80080001000000010000000a") + bytes(160)
+protected = pylibsrtp.Session(policy=policy).protect(packet)
+assert pylibsrtp.Session(policy=rx).unprotect(protected) == packet
+print("ok")
+"""
+    proc = run(code)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.strip() == "ok"

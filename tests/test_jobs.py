@@ -1,0 +1,267 @@
+"""The background training manager: tiny real runs, cancel, one run at a time, estimates.
+
+Every run uses a temporary ``KWS_RUNS_DIR`` and a few clips per split (``limit_per_split``), so nothing
+touches the real ``runs/`` or ``models/`` and each run takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kws import config, jobs, modelsets, store
+from kws.dataset import DatasetMissingError
+
+TINY = dict(limit_per_split=6, batch_size=4, augment_copies=1)
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "runs"
+    monkeypatch.setenv("KWS_RUNS_DIR", str(path))
+    return path
+
+
+def wait_until(predicate, timeout: float = 120.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return result
+
+
+def shipped_stamp() -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in config.SHIPPED_MODELS_DIR.iterdir()}
+
+
+# -- without training ---------------------------------------------------------------------------------------
+
+
+def test_train_limit_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(jobs.LIMIT_ENV, raising=False)
+    assert jobs.train_limit() is None
+    for raw, expected in (("12", 12), ("0", None), ("-3", None), ("many", None)):
+        monkeypatch.setenv(jobs.LIMIT_ENV, raw)
+        assert jobs.train_limit() == expected
+    monkeypatch.setenv(jobs.LIMIT_ENV, "9")
+    assert jobs.make_config(models=["perceptron"]).limit_per_split == 9
+
+
+def test_split_counts_mirror_the_training_limit(data_dir: Path) -> None:
+    full = jobs.split_counts(data_dir)
+    assert full["train"] > full["validation"] > 0 and full["test"] > 0
+    assert jobs.split_counts(data_dir, limit=6) == {"train": 6, "validation": 6, "test": 6}
+    assert jobs.split_counts(data_dir, limit=1) == {"train": 3, "validation": 3, "test": 3}  # one clip per word
+
+
+def test_split_counts_without_dataset_say_how_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(DatasetMissingError, match="KWS_DATA_DIR"):
+        jobs.split_counts(tmp_path)
+
+
+def test_estimate_uses_past_runs_where_it_has_them_else_the_cost_table() -> None:
+    cfg = jobs.make_config(models=["perceptron", "lstm"], epochs=10, limit_per_split=None)
+    counts = {"train": 1000, "validation": 100, "test": 100}
+    est = jobs.estimate(cfg, counts, rates={("perceptron", "standard"): 0.1})
+    assert est.sources == {"perceptron": "past runs", "lstm": "cost table"}
+    examples = 1000 * (1 + cfg.augment_copies)
+    assert est.per_model["perceptron"] == pytest.approx(jobs.MODEL_OVERHEAD_S + 0.1 * examples * 10 / 1000)
+    assert est.per_model["lstm"] == pytest.approx(
+        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * examples * 10 / 1000
+    )
+    assert est.total_seconds == pytest.approx(est.feature_seconds + sum(est.per_model.values()))
+    text = est.describe()
+    assert "Expected time" in text and "past runs" in text and "cost table" in text
+    no_aug = jobs.estimate(jobs.make_config(models=["perceptron"], augment=False), counts, rates={})
+    assert no_aug.feature_parts["augment"] == 0
+
+
+def test_default_settings_are_estimated_to_finish_in_a_few_minutes(data_dir: Path) -> None:
+    cfg = jobs.make_config(models=jobs.DEFAULT_MODELS, epochs=jobs.DEFAULT_EPOCHS, limit_per_split=None)
+    est = jobs.estimate(cfg, jobs.split_counts(data_dir), rates={})
+    assert 30 < est.total_seconds < 5 * 60
+
+
+def test_past_rates_come_from_full_runs_in_the_model_sets(runs: Path) -> None:
+    rates = jobs.past_rates()
+    for info in store.list_models(config.SHIPPED_MODELS_DIR):
+        if info.meta.get("split_counts", {}).get("train", 0) >= 1000:
+            assert rates[(info.name, info.meta["feature_settings"]["name"])] > 0
+
+
+def test_start_without_dataset_raises_and_frees_the_lock(runs: Path, tmp_path: Path) -> None:
+    manager = jobs.TrainingManager()
+    cfg = jobs.make_config(models=["perceptron"], epochs=1, **TINY)
+    for _ in range(2):  # the second attempt is refused for the same reason, not as "busy"
+        with pytest.raises(DatasetMissingError):
+            manager.start(cfg, owner="ann", data_dir=tmp_path / "empty")
+    assert manager.current() is None
+    assert not (runs / jobs.STATUS_FILE).exists()
+
+
+# -- tiny real runs ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_short_run_writes_a_complete_set_and_leaves_the_active_one(runs: Path, data_dir: Path) -> None:
+    before = shipped_stamp()
+    manager = jobs.TrainingManager()
+    seen: list[str] = []
+    job = manager.start(jobs.make_config(models=["perceptron", "cnn1"], epochs=2, **TINY), owner="ann", data_dir=data_dir)
+    assert job.running and job.owner == "ann" and modelsets.SET_NAME.match(job.id)
+    while (now := manager.current()) is not None and now.running:
+        seen.append(now.state)
+        time.sleep(0.05)
+    final = manager.wait(60)
+    assert final.state == "done", final.error
+    assert final.fraction == 1.0 and "featurizing" in seen and "training" in seen
+    assert set(final.histories) == {"perceptron", "cnn1"}
+    assert all(len(h["loss"]) == 2 and len(h["val_accuracy"]) == 2 for h in final.histories.values())
+    infos = store.list_models(runs / job.id)
+    assert [i.name for i in infos] == ["perceptron", "cnn1"]
+    for info in infos:
+        assert all(key in info.meta for key in store.REQUIRED_META)
+        assert info.meta["train_config"]["limit_per_split"] == 6 and info.meta["size_bytes"] > 0
+    assert modelsets.active_models_dir() == config.SHIPPED_MODELS_DIR  # a run never switches the app by itself
+    assert sorted(p.name for p in runs.iterdir()) == sorted([job.id, jobs.LOCK_FILE])  # no staging, no status
+    assert shipped_stamp() == before
+
+
+@pytest.mark.slow
+def test_cancel_mid_run_stops_within_a_batch_or_two_and_leaves_the_active_set(
+    runs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kws import train
+
+    old = runs / "20260101-000000-aaaa"  # a retrained set in use before the run
+    old.mkdir(parents=True)
+    for info in store.list_models(config.SHIPPED_MODELS_DIR)[:1]:
+        for path in (info.keras_path, info.keras_path.with_suffix(".json")):
+            (old / path.name).write_bytes(path.read_bytes())
+    modelsets.adopt(old.name)
+    pointer = (runs / modelsets.ACTIVE_FILE).read_bytes()
+
+    batches_after_cancel = []
+    original = train._Listener.on_train_batch_end
+
+    def counting(self, batch, logs=None):  # counts the batches run after cancel was asked
+        if self.cancel.is_set():
+            batches_after_cancel.append(batch)
+        return original(self, batch, logs)
+
+    monkeypatch.setattr(train._Listener, "on_train_batch_end", counting)
+    manager = jobs.TrainingManager()
+    cfg = jobs.make_config(models=["perceptron", "cnn1"], epochs=500, patience=500, **TINY)
+    job = manager.start(cfg, owner="ann", data_dir=data_dir)
+    wait_until(lambda: (j := manager.current()) and j.epoch >= 2, what="two epochs")
+    assert manager.cancel(job.id)
+    assert manager.current().state == "cancelling"
+    final = manager.wait(60)
+    assert final.state == "cancelled" and final.status_text.startswith("Cancelled")
+    assert len(batches_after_cancel) <= 2
+    assert (runs / modelsets.ACTIVE_FILE).read_bytes() == pointer
+    assert modelsets.active_models_dir() == old
+    assert sorted(p.name for p in runs.iterdir()) == sorted([old.name, jobs.LOCK_FILE, modelsets.ACTIVE_FILE, ".active.lock"])
+    assert not manager.cancel(job.id)  # nothing left to cancel
+
+
+@pytest.mark.slow
+def test_cancel_before_training_starts(runs: Path, data_dir: Path) -> None:
+    manager = jobs.TrainingManager()
+    job = manager.start(jobs.make_config(models=["perceptron"], epochs=3, **TINY), owner="ann", data_dir=data_dir)
+    manager.cancel()
+    final = manager.wait(60)
+    assert final.state == "cancelled" and not final.histories
+    assert not (runs / job.id).exists() and not list(runs.glob(".*staging*"))
+
+
+@pytest.mark.slow
+def test_two_concurrent_starts_one_is_refused(runs: Path, data_dir: Path) -> None:
+    manager = jobs.TrainingManager()
+    cfg = jobs.make_config(models=["perceptron"], epochs=500, patience=500, **TINY)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def attempt(owner: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(manager.start(cfg, owner=owner, data_dir=data_dir))
+        except jobs.Busy as err:
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=attempt, args=(who,)) for who in ("ann", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    started = [o for o in outcomes if isinstance(o, jobs.Job)]
+    refused = [o for o in outcomes if isinstance(o, jobs.Busy)]
+    assert len(started) == 1 and len(refused) == 1
+    assert started[0].owner in str(refused[0]) and "one training at a time" in str(refused[0])
+
+    # a second manager on the same runs folder (as a second server process would be) is refused by the file lock
+    other = jobs.TrainingManager()
+    wait_until(lambda: (runs / jobs.STATUS_FILE).exists(), what="status file")
+    with pytest.raises(jobs.Busy, match=started[0].owner):
+        other.start(cfg, owner="cy", data_dir=data_dir)
+    seen = other.current()
+    assert seen is not None and seen.owner == started[0].owner and seen.running
+    manager.cancel()
+    assert manager.wait(60).state == "cancelled"
+    assert other.current() is None  # the run is over for everyone
+    again = other.start(jobs.make_config(models=["perceptron"], epochs=1, **TINY), owner="cy", data_dir=data_dir)
+    assert other.wait(60).state == "done" and (runs / again.id).is_dir()
+
+
+def test_a_run_in_another_process_is_shown_and_blocks_starting(runs: Path, data_dir: Path) -> None:
+    runs.mkdir()
+    foreign = jobs.Job(
+        id=jobs.new_set_name(),
+        owner="dora",
+        cfg=jobs.make_config(models=["lstm"], epochs=3),
+        estimate=jobs.Estimate({"reading": 1.0, "features": 1.0, "augment": 0.0}, {"lstm": 10.0}, {"lstm": "cost table"}),
+        started=time.time(),
+        state="training",
+        epoch=2,
+    )
+    (runs / jobs.STATUS_FILE).write_text(json.dumps(foreign.to_dict()))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR|os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(runs / jobs.LOCK_FILE)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        manager = jobs.TrainingManager()
+        seen = manager.current()
+        assert seen is not None and seen.owner == "dora" and "lstm" in seen.summary and "epoch 2/3" in seen.summary
+        with pytest.raises(jobs.Busy, match="dora"):
+            manager.start(jobs.make_config(models=["perceptron"], epochs=1, **TINY), data_dir=data_dir)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the other process died without cleaning up: its status file is stale and is removed
+    assert manager.current() is None
+    assert not (runs / jobs.STATUS_FILE).exists()
+
+
+def test_leftover_staging_folders_are_removed_when_a_run_starts(runs: Path, data_dir: Path) -> None:
+    stale = runs / ".20260101-000000-aaaa.staging-abc123"
+    stale.mkdir(parents=True)
+    (stale / "perceptron.keras").write_bytes(b"half")
+    unrelated = runs / ".something.staging-x"
+    unrelated.mkdir()
+    manager = jobs.TrainingManager()
+    manager.start(jobs.make_config(models=["perceptron"], epochs=1, **TINY), data_dir=data_dir)
+    manager.cancel()
+    manager.wait(60)
+    assert not stale.exists() and unrelated.exists()
+    assert os.path.exists(runs / jobs.LOCK_FILE)

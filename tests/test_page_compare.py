@@ -1,0 +1,120 @@
+"""The Compare models page under AppTest: the table, confusions, curves and scatter, and the mistakes view.
+
+With the dataset every part shows; without it the metadata parts still do and the mistakes view says how
+to get the data. Nothing is patched: the page's caches make the second and later runs quick.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kws import store
+from kws.config import LABELS
+from kws.dataset import missing_message
+from kws.modelsets import active_models_dir
+
+ROOT = Path(__file__).absolute().parent.parent
+FIRST_RUN_S = 300  # loading TensorFlow, the models and scoring the test split, on a busy 2-core machine
+
+
+def model_names() -> list[str]:
+    return [info.name for info in store.list_models(active_models_dir())]
+
+
+def open_compare(**state: object) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page("pages/compare.py").run(timeout=FIRST_RUN_S)
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest, key_prefix: str) -> list[dict]:
+    """The plotly figures (as dicts) whose widget key starts with ``key_prefix``."""
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart") if f"-{key_prefix}" in c.proto.id]
+
+
+def check_metadata_parts(at: AppTest) -> None:
+    """Table, confusions, curves and scatter: the parts that need no dataset."""
+    names = model_names()
+    table = at.main.dataframe[0].value
+    assert list(table["model"]) == names  # one row per model of the active set, in the store's order
+    for column in ("architecture", "params", "size_kb", "accuracy", "latency_ms", "train_s", "preset"):
+        assert column in table.columns
+    assert [f"acc_{w}" for w in LABELS] == [c for c in table.columns if c.startswith("acc_")]
+    assert table["accuracy"].between(0, 1).all() and (table["params"] > 0).all()
+    assert (table["latency_ms"] > 0).all()
+
+    confusions = charts(at, "compare_confusion_")
+    assert len(confusions) == len(names)
+    assert [c["layout"]["title"]["text"] for c in confusions] == names
+    assert {(c["data"][0]["zmin"], c["data"][0]["zmax"]) for c in confusions} == {(0, 1)}  # one colour scale
+
+    assert len(charts(at, "compare_curves_")) == 2  # accuracy and loss
+    shown = at.multiselect(key="compare_curves").value
+    assert shown == (["cnn2", "cnn2_dropout"] if {"cnn2", "cnn2_dropout"} <= set(names) else names)
+    (scatter,) = charts(at, "compare_tradeoff")
+    assert scatter["data"][0]["text"] == names
+
+
+def test_with_the_dataset_every_part_shows(data_dir: Path) -> None:
+    at = open_compare()
+    check_metadata_parts(at)
+    assert any("timed on 9 test clips" in c.value for c in at.caption)
+    assert at.radio(key="compare_x_axis").options == ["latency per clip", "parameters"]
+    at.radio(key="compare_x_axis").set_value("params").run()
+    (scatter,) = charts(at, "compare_tradeoff")
+    assert scatter["data"][0]["x"] == list(at.main.dataframe[0].value["params"])
+    assert scatter["layout"]["xaxis"]["type"] == "log"
+    assert at.main.markdown[0].value.startswith(f"**{model_names()[0]}** gets")
+
+
+def test_the_clips_perceptron_gets_wrong(data_dir: Path) -> None:
+    names = model_names()
+    if "perceptron" not in names:
+        pytest.skip("no perceptron in the active set")
+    at = open_compare()
+    at.selectbox(key="compare_model").set_value("perceptron").run(timeout=FIRST_RUN_S)
+    assert not at.exception
+    summary = at.main.markdown[0].value
+    assert summary.startswith("**perceptron** gets **")
+    wrong = int(summary.split("**")[3])
+    assert wrong > 0  # the linear model makes mistakes
+    mistakes = at.main.dataframe[1].value
+    assert len(mistakes) == wrong
+    assert list(mistakes.columns) == ["clip", "true word", *names]  # what every model said
+    assert all("✗" in said for said in mistakes["perceptron"])
+
+    shown = min(wrong, 5)
+    assert len(at.get("audio")) == shown  # each one playable
+    assert len(charts(at, "compare_mfcc_")) == shown
+    for i in range(shown):
+        detail = at.main.markdown[1 + i].value
+        assert "true word **" in detail and "perceptron said **" in detail
+        answers = at.main.dataframe[2 + i].value
+        assert list(answers["model"]) == names
+        true_word = detail.split("true word **")[1].split("**")[0]
+        assert not answers.set_index("model").loc["perceptron", "right"]
+        assert list(answers["right"]) == [w == true_word for w in answers["says"]]
+
+    if wrong > 5:
+        first = at.main.markdown[1].value
+        at.number_input(key="compare_page").set_value(2).run()
+        assert not at.exception
+        assert at.main.markdown[1].value != first
+        assert len(at.get("audio")) == min(wrong - 5, 5)
+
+
+def test_without_the_dataset_the_metadata_parts_still_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path))
+    at = open_compare(compare_model="gone", compare_curves=["gone"])  # choices left from another model set
+    check_metadata_parts(at)
+    assert any("synthetic" in c.value for c in at.caption)  # latency timed anyway, and it says on what
+    assert [i.value for i in at.info] == [missing_message(tmp_path)]
+    assert not at.get("audio") and not charts(at, "compare_mfcc_")

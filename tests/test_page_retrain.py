@@ -1,0 +1,137 @@
+"""The Retrain page under AppTest: with and without data, disabled, a tiny run end to end, a busy server.
+
+Every test uses a temporary ``KWS_RUNS_DIR`` and ``KWS_TRAIN_LIMIT=6`` (two clips per word and split), and a
+fresh training manager, so runs take seconds and never touch the real ``runs/`` or ``models/``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kws import config, jobs, modelsets, ui
+from kws.dataset import missing_message
+
+ROOT = Path(__file__).absolute().parent.parent
+PAGE = str(ROOT / "pages" / "retrain.py")
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "runs"
+    monkeypatch.setenv("KWS_RUNS_DIR", str(path))
+    monkeypatch.setenv(jobs.LIMIT_ENV, "6")
+    monkeypatch.delenv("KWS_DISABLE_RETRAIN", raising=False)
+    ui.training_manager.clear()
+    yield path
+    manager = ui.training_manager()
+    manager.cancel()
+    manager.wait(60)
+    ui.training_manager.clear()
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "success", "error") for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    return found[0] if found else None
+
+
+def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> None:
+    at = open_page()
+    assert at.multiselect(key="retrain_models").value == list(jobs.DEFAULT_MODELS)
+    assert at.number_input(key="retrain_epochs").value == jobs.DEFAULT_EPOCHS
+    assert at.radio(key="retrain_preset").options == ["standard", "lecture"]
+    shown = texts(at)
+    assert "Expected time" in shown and "Estimated from" in shown
+    assert f"{jobs.LIMIT_ENV}=6" in shown
+    assert button(at, "Start training") is not None
+    sets = at.dataframe[0].value
+    assert list(sets["set"]) == [modelsets.SHIPPED] and list(sets["in use"]) == ["✓"]
+
+
+def test_without_dataset_the_page_says_how_to_get_it(runs: Path, tmp_path: Path, monkeypatch) -> None:
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setenv("KWS_DATA_DIR", str(empty))
+    at = open_page()
+    assert missing_message(empty) in [w.value for w in at.warning]
+    assert button(at, "Start training") is None and not at.multiselect
+    assert at.dataframe  # switching model sets needs no dataset
+
+
+def test_disabled_retraining_hides_every_control(runs: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KWS_DISABLE_RETRAIN", "1")
+    at = open_page()
+    assert "turned off" in at.info[0].value and "KWS_DISABLE_RETRAIN" in at.info[0].value
+    assert not at.button and not at.multiselect and not at.number_input and not at.dataframe
+
+
+@pytest.mark.slow
+def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, data_dir: Path) -> None:
+    at = open_page()
+    at.multiselect(key="retrain_models").set_value(["perceptron"])
+    at.number_input(key="retrain_epochs").set_value(2)
+    at.text_input(key="retrain_owner").set_value("ann")
+    button(at, "Start training").click().run()
+    assert not at.exception, at.exception
+    seen_progress, seen_cancel = [], False
+    deadline = time.monotonic() + 120
+    while at.get("progress") or not at.subheader or at.subheader[0].value != "New models vs the ones in use":
+        assert time.monotonic() < deadline, "the run did not finish"
+        seen_progress += [p.value for p in at.get("progress")]
+        seen_cancel = seen_cancel or button(at, "Cancel training") is not None
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, at.exception
+    assert seen_progress and seen_cancel  # the starter saw progress and could cancel
+    job = ui.training_manager().current()
+    assert job.state == "done"
+    comparison = at.dataframe[0].value
+    assert list(comparison["set"]) == ["new", f"in use ({modelsets.SHIPPED})"]
+    assert {"test accuracy", "acc bed", "acc happy", "acc cat", "train s", "parameters"} <= set(comparison.columns)
+    assert len(at.get("plotly_chart")) == 2  # final loss and accuracy curves
+
+    button(at, "Use these models").click().run()
+    assert modelsets.active_set() == job.id
+    assert f"The app now uses `{job.id}`." in texts(at)
+    assert "The app uses these models." in texts(at)
+    assert button(at, f"Restore the previous set ({modelsets.SHIPPED})").click().run()
+    assert modelsets.active_models_dir() == config.SHIPPED_MODELS_DIR
+
+
+@pytest.mark.slow
+def test_a_second_user_sees_who_is_training_and_cannot_start(runs: Path, data_dir: Path) -> None:
+    manager = ui.training_manager()
+    cfg = jobs.make_config(models=["perceptron"], epochs=500, patience=500)
+    job = manager.start(cfg, owner="bob", data_dir=data_dir)
+    at = open_page()
+    assert "bob started training perceptron" in texts(at)
+    assert at.get("progress") and button(at, "Start training") is None
+    assert button(at, "Cancel training") is None  # only bob's session can cancel
+    manager.cancel(job.id)
+    manager.wait(60)
+    at.run()
+    assert button(at, "Start training") is not None
+    assert "cancelled" not in texts(at)  # someone else's outcome is not reported to this session
+
+
+def test_the_router_opens_the_page(runs: Path, data_dir: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("pages/retrain.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "🏋️ Retrain the models"

@@ -1,0 +1,191 @@
+"""The Try it page under AppTest: every input path AppTest can drive, and what the user sees for each.
+
+The live microphone (streamlit-webrtc) is opaque to AppTest: it is patched to be inert here and driven through
+a real browser in ``test_browser.py``; its buffer has unit tests in ``test_mic.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+from kws.audio import load_audio
+from kws.examples import Example, graded, pick
+
+ROOT = Path(__file__).absolute().parent.parent
+TIMEOUT = 120  # the first run loads and compiles every model
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000, subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def text_of(at: AppTest) -> str:
+    """Everything the user reads on the page, one string."""
+    parts = [
+        e.value
+        for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error")
+        for e in getattr(at, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture
+def try_it(no_webrtc_session, predictor) -> AppTest:
+    """The Try it page, opened through the router as a user would."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/try_it.py").run()
+    assert not at.exception
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "audio/wav") -> AppTest:
+    at.file_uploader(key="tryit_upload").set_value((name, data, mime)).run()
+    assert not at.exception
+    return at
+
+
+def test_opens_with_four_ways_in(try_it: AppTest) -> None:
+    assert "Try it" in [t.value for t in try_it.title]
+    assert try_it.file_uploader(key="tryit_upload").allowed_type
+    assert try_it.audio_input(key="tryit_record") is not None
+    assert "four ways" in text_of(try_it)
+    assert not try_it.subheader  # no result before a clip
+
+
+def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
+    path, word = known_clip
+    at = upload(try_it, path.name, path.read_bytes())
+    assert [s.value for s in at.subheader] == [f"Most models say: {word}"]
+    assert not at.error
+    metrics = [m for m in at.metric if m.label == "predicted"]
+    assert len(metrics) == len(at.session_state["tryit_result"]["prediction"].answers)
+    assert all(m.value == word for m in metrics)
+    assert re.search(r"\d+\.\d ms · [\d,]+ parameters", text_of(at))
+    assert f"Upload: {path.name}" in text_of(at)
+
+
+def test_browser_recorder_known_clip(try_it: AppTest, known_clip) -> None:
+    path, word = known_clip
+    data = wav_bytes(np.concatenate([np.zeros(8000, np.float32), load_audio(path).samples]))
+    try_it.audio_input(key="tryit_record").set_value(("clip.wav", data, "audio/wav")).run()
+    assert not try_it.exception
+    assert [s.value for s in try_it.subheader] == [f"Most models say: {word}"]
+    assert "Browser recording" in text_of(try_it)
+
+
+def test_example_button_shows_true_word_and_who_got_it(try_it: AppTest, predictor, data_dir) -> None:
+    try_it.button(key="tryit_example").click().run()
+    assert not try_it.exception
+    text = text_of(try_it)
+    found = re.search(r"Example (\w+/\S+\.wav) \(test split\)", text)
+    assert found, text
+    path = data_dir / found.group(1)
+    expected = predictor.predict_clip(load_audio(path))
+    word = path.parent.name
+    assert [s.value for s in try_it.subheader] == [expected.summary]
+    right = graded(expected, word)
+    assert f"True word: **{word}**" in text
+    assert f"({sum(right.values())} of {len(right)})" in text
+
+
+def test_silence_says_no_speech_and_names_no_word(try_it: AppTest) -> None:
+    at = upload(try_it, "silence.wav", wav_bytes(np.zeros(16000, np.float32)))
+    assert [s.value for s in at.subheader] == ["No speech detected"]
+    assert "Most models say" not in text_of(at)
+    assert all(m.value == "—" for m in at.metric if m.label == "predicted")
+
+
+def test_long_upload_is_cut_with_a_notice(try_it: AppTest, known_clip) -> None:
+    path, word = known_clip
+    samples = np.concatenate([load_audio(path).samples, np.zeros(16000 * 34, np.float32)])
+    at = upload(try_it, "long.wav", wav_bytes(samples))
+    assert any("only the first 30 s were used" in w.value for w in at.warning)
+    assert [s.value for s in at.subheader] == [f"Most models say: {word}"]
+
+
+def _truncated_wav() -> bytes:
+    data = wav_bytes(np.random.default_rng(0).uniform(-0.5, 0.5, 16000).astype(np.float32))
+    return data[: len(data) // 3]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        pytest.param("empty.wav", b"", "The file is empty.", id="empty"),
+        # random bytes may pass for a broken MP3 stream: either sentence is honest
+        pytest.param(
+            "garbage.wav",
+            bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8)),
+            "not an audio file|damaged",
+            id="garbage",
+        ),
+        pytest.param(
+            "notes.mp3", b"hello, this is plain text and not audio at all\n" * 20, "not an audio file", id="text"
+        ),
+        pytest.param("truncated.wav", _truncated_wav(), "truncated", id="truncated"),
+        pytest.param("nan.wav", wav_bytes(np.full(16000, np.nan, np.float32), subtype="FLOAT"), "NaN", id="nan"),
+    ],
+)
+def test_bad_files_get_one_clear_sentence(try_it: AppTest, name: str, data: bytes, message: str) -> None:
+    at = upload(try_it, name, data)
+    assert len(at.error) == 1
+    assert re.search(message, at.error[0].value), at.error[0].value
+    assert at.error[0].value.count(". ") == 0  # one sentence
+    assert not at.subheader  # no prediction shown for a bad file
+    at.run()  # a rerun keeps the message and does not analyse the same upload again
+    assert len(at.error) == 1 and re.search(message, at.error[0].value)
+
+
+def test_next_good_clip_replaces_an_error(try_it: AppTest, known_clip) -> None:
+    path, word = known_clip
+    upload(try_it, "empty.wav", b"")
+    try_it.audio_input(key="tryit_record").set_value(("clip.wav", path.read_bytes(), "audio/wav")).run()
+    assert not try_it.error
+    assert [s.value for s in try_it.subheader] == [f"Most models say: {word}"]
+
+
+def test_no_dataset_hides_examples(no_webrtc_session, predictor, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path / "nowhere"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/try_it.py").run()
+    assert not at.exception
+    assert not [b for b in at.button if b.key == "tryit_example"]
+    assert "No dataset found" in text_of(at)
+
+
+def test_pick_and_graded_are_plain_functions(known_clip, predictor) -> None:
+    path, word = known_clip
+    examples = [Example(path, word), Example(path.with_name("other.wav"), word)]
+    assert pick(examples, random.Random(0)) == pick(examples, random.Random(0))
+    prediction = predictor.predict_clip(load_audio(path))
+    assert all(graded(prediction, word).values())
+    assert not any(graded(prediction, "nope").values())
+    silent = predictor.predict(np.zeros(16000, np.float32), 16000)
+    assert silent.no_speech and not any(graded(silent, word).values())
+    with pytest.raises(ValueError):
+        pick([])
+
+
+def test_low_confidence_answers_are_marked(try_it: AppTest, predictor, known_clip, monkeypatch) -> None:
+    from kws.inference import Thresholds
+
+    path, word = known_clip
+    with monkeypatch.context() as patch:
+        patch.setattr(predictor, "thresholds", Thresholds(low_confidence=1.01))  # every answer is unsure
+        at = upload(try_it, path.name, path.read_bytes())
+    metrics = [m for m in at.metric if m.label == "predicted"]
+    assert metrics and all(m.value == word and m.delta == "low confidence" for m in metrics)
+    at = upload(at, "again.wav", path.read_bytes())
+    assert not any(m.delta for m in at.metric if m.label == "predicted")

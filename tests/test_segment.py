@@ -1,0 +1,89 @@
+"""segment.find_window: the word ends up centred in the window, and silence is told apart from speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _audio_util import RATE, word_like
+
+from kws.features import preset, shapes
+from kws.segment import SPEECH_THRESHOLD_DB, batch_windows, find_window, loudness_db
+
+S = preset("standard")
+
+
+def embed(total_s: float, word_at_s: float, word_s: float = 0.4, noise_db: float = -70.0) -> np.ndarray:
+    """A recording of ``total_s`` seconds with quiet noise and one word starting at ``word_at_s``."""
+    rng = np.random.default_rng(0)
+    x = (10 ** (noise_db / 20) * rng.standard_normal(int(total_s * RATE))).astype(np.float32)
+    w = word_like(word_s, seed=5)
+    start = int(word_at_s * RATE)
+    x[start : start + len(w)] += w
+    return x
+
+
+@pytest.mark.parametrize("word_at", [0.9, 1.8, 2.5])
+def test_word_is_centred_in_a_long_recording(word_at: float) -> None:
+    x = embed(4.0, word_at)
+    win = find_window(x, S)
+    assert len(win.samples) == shapes(S).clip_samples
+    assert win.end_s - win.start_s == pytest.approx(1.0)
+    word_centre = word_at + 0.2
+    window_centre = (win.start_s + win.end_s) / 2
+    assert window_centre == pytest.approx(word_centre, abs=0.05)
+    # the window holds the samples the recording has at the reported place
+    start = round(win.start_s * RATE)
+    np.testing.assert_array_equal(win.samples, x[start : start + len(win.samples)])
+    assert win.has_speech
+
+
+@pytest.mark.parametrize("word_at", [0.0, 3.6])
+def test_word_at_an_edge_stays_inside_the_window(word_at: float) -> None:
+    """The window cannot reach past the recording; it must still hold (nearly) all of the word."""
+    x = embed(4.0, word_at)
+    win = find_window(x, S)
+    assert 0.0 <= win.start_s and win.end_s <= 4.0
+    w = word_like(0.4, seed=5)
+    a, b = round(win.start_s * RATE), round(win.end_s * RATE)
+    w0 = int(word_at * RATE)
+    inside = np.sum(w[max(a - w0, 0) : max(min(b - w0, len(w)), 0)] ** 2)
+    assert inside / np.sum(w**2) > 0.97
+
+
+def test_short_clip_is_padded_centred() -> None:
+    w = word_like(0.5)
+    win = find_window(w, S)
+    assert len(win.samples) == RATE
+    assert (win.start_s, win.end_s) == (0.0, pytest.approx(0.5))
+    pad = (RATE - len(w)) // 2
+    np.testing.assert_array_equal(win.samples[pad : pad + len(w)], w)
+    assert not win.samples[:pad].any() and not win.samples[pad + len(w) :].any()
+
+
+def test_silence_is_no_speech() -> None:
+    assert not find_window(np.zeros(2 * RATE, np.float32), S).has_speech
+    assert not find_window(np.zeros(0, np.float32), S).has_speech
+    hiss = (10 ** (-70 / 20) * np.random.default_rng(1).standard_normal(2 * RATE)).astype(np.float32)
+    assert not find_window(hiss, S).has_speech
+
+
+def test_speech_level_is_reported() -> None:
+    win = find_window(embed(2.0, 0.8), S)
+    assert win.level_db > SPEECH_THRESHOLD_DB
+    assert win.level_db == pytest.approx(loudness_db(win.samples))
+
+
+def test_loudness_db() -> None:
+    assert loudness_db(np.zeros(0)) == -120.0
+    assert loudness_db(np.full(3200, 0.5)) == pytest.approx(20 * np.log10(0.5), abs=1e-6)
+    # the loudest 100 ms decides: a short burst in a long silence still counts
+    x = np.zeros(5 * RATE)
+    x[RATE : RATE + 1600] = 0.1
+    assert loudness_db(x) == pytest.approx(-20.0, abs=1e-6)
+
+
+def test_batch_windows() -> None:
+    clips = [word_like(0.3), embed(2.5, 1.0), np.zeros(RATE, np.float32)]
+    out = batch_windows(clips, S)
+    assert out.shape == (3, RATE) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[1], find_window(clips[1], S).samples)
