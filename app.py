@@ -10,14 +10,14 @@ from kws.config import DATASET_ATTRIBUTION
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-st.set_page_config(page_title="Keyword Studio", page_icon="🎙️", layout="wide")
+st.set_page_config(page_title="Keyword Studio", page_icon=":material/mic:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/try_it.py", title="Try it", icon="🎙️"),
-    st.Page("pages/compare.py", title="Compare models", icon="📊"),
-    st.Page("pages/retrain.py", title="Retrain", icon="🏋️"),
-    st.Page("pages/dataset.py", title="Dataset", icon="🗂️"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/try_it.py", title="Try it", icon=":material/mic:"),
+    st.Page("pages/compare.py", title="Compare models", icon=":material/leaderboard:"),
+    st.Page("pages/retrain.py", title="Retrain", icon=":material/model_training:"),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/folder_open:"),
 ]
 
 with st.sidebar:

@@ -43,8 +43,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean bad input. Only modules already imported can have raised theirs, and looking
-    them up in ``sys.modules`` keeps this from importing TensorFlow (``kws.store`` pulls it in)."""
+    """Exception types that mean bad input. Only modules already imported can have raised theirs, so looking
+    them up in ``sys.modules`` answers without importing anything."""
     found: list[type[BaseException]] = [UsageError]
     for module, name in (
         ("kws.audio", "AudioError"),
@@ -375,7 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train models and install them atomically")
-    p.add_argument("--models", nargs="+", metavar="NAME", help="architectures to train (default: all of the zoo)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME",
+        choices=list(config.ARCHITECTURES),
+        help=f"architectures to train: {', '.join(config.ARCHITECTURES)} (default: all)",
+    )
     p.add_argument("--epochs", type=_positive_int, help="most epochs per model (early stopping may end sooner)")
     p.add_argument("--preset", choices=list(PRESETS), default="standard", help="feature preset (default: standard)")
     p.add_argument("--out", metavar="DIR", help=f"model folder to write into (default: {config.SHIPPED_MODELS_DIR})")

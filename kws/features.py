@@ -32,6 +32,9 @@ class FeatureSettings:
     n_mfcc: int = 40
     fmin: float = 20.0
     fmax: float = 7600.0
+    #: Floor of the log-mel image, in dB below the clip's loudest cell: digital silence (zero padding, a
+    #: muted mic) would otherwise sit at -100 dB, far below any real noise floor, and dominate the picture.
+    top_db: float | None = 80.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,7 +118,7 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """MFCCs of a batch of fixed-length clips: ``(n, clip_samples)`` -> ``(n, n_frames, n_mfcc)`` float32.
 
     Same maths as ``librosa.feature.mfcc(y, sr, n_fft, hop_length, win_length, center=False, ...)``:
-    power spectrogram, mel filterbank, ``power_to_db`` (ref 1, no top_db), orthonormal DCT-II.
+    power spectrogram, mel filterbank, ``power_to_db`` (ref 1, ``top_db`` per clip), orthonormal DCT-II.
     """
     geo = shapes(settings)
     clips = np.asarray(clips, dtype=np.float32)
@@ -128,6 +131,8 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
     mel_power = power @ mel.T  # (n, frames, n_mels)
     log_mel = 10.0 * np.log10(np.maximum(mel_power, 1e-10))
+    if settings.top_db is not None:
+        log_mel = np.maximum(log_mel, log_mel.max(axis=(1, 2), keepdims=True) - settings.top_db)
     coeffs = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[..., : settings.n_mfcc]
     return coeffs.astype(np.float32)
 

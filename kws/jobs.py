@@ -1,10 +1,11 @@
 """Background training for the Retrain page: one run at a time, observable by every session, cancellable.
 
 A :class:`TrainingManager` (one per server process; the page gets it through ``kws.ui.training_manager``)
-runs :func:`kws.train.train` in a thread, so page reruns and page switches never interrupt it. Two locks keep
-it to one run: a ``threading.Lock`` within the process and an ``fcntl.flock`` on ``<runs>/train.lock``
-between processes. While a run goes on, its state is mirrored to ``<runs>/training.json`` so another server
-process can show who is training what.
+runs :func:`kws.train.train` in a child process (``python -m kws.jobs``) watched by a thread, so page reruns
+and page switches never interrupt it (see the class for why not a plain thread). Two locks keep it to one run:
+a ``threading.RLock`` within the process and an ``fcntl.flock`` on ``<runs>/train.lock`` between processes.
+While a run goes on, its state is mirrored to ``<runs>/training.json`` so another server process can show who
+is training what.
 
 Each run writes a new set ``<runs>/<YYYYMMDD-HHMMSS-xxxx>/`` (atomically, by :func:`kws.train.train`); the app
 switches to it only when a user adopts it (:func:`kws.modelsets.adopt`).
@@ -23,6 +24,8 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -57,10 +60,13 @@ COST_MS: dict[str, dict[str, float]] = {
 }
 #: Seconds per model for building, the first compile, scoring the test split and saving.
 MODEL_OVERHEAD_S = 3.0
-#: Milliseconds per clip for reading, for MFCCs, and for one augmented copy (window, noise, MFCCs).
-READ_MS = 3.0
-FEATURE_MS = {"standard": 5.0, "lecture": 1.0}
-AUGMENT_MS = {"standard": 5.5, "lecture": 1.2}
+#: Seconds to start the training process (Python, TensorFlow) on two busy cores.
+STARTUP_S = 8.0
+#: Milliseconds per clip for reading, for MFCCs, and per augmented copy (shift, noise, MFCCs); measured on the
+#: whole dataset (4,690 clips, 7,420 copies) on two busy cores. The lecture preset's long FFT makes copies dearer.
+READ_MS = 1.0
+FEATURE_MS = {"standard": 2.0, "lecture": 1.0}
+AUGMENT_MS = {"standard": 2.0, "lecture": 3.0}
 #: Past runs with fewer training examples are dominated by overhead and say little about the rate.
 _MIN_EXAMPLES_FOR_RATE = 1000
 
@@ -127,7 +133,8 @@ class Estimate:
                 f" and {how} for the rest" if len(past) < len(self.sources) else ""
             )
         return (
-            f"Expected time: up to about {_duration(self.total_seconds)} (features ~{_duration(self.feature_seconds)}; "
+            f"Expected time: up to about {_duration(self.total_seconds)} (start-up and features "
+            f"~{_duration(self.feature_seconds)}; "
             f"{parts}). Early stopping may finish sooner. Estimated from {how}."
         )
 
@@ -160,6 +167,7 @@ def estimate(cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, st
     copies = cfg.augment_copies if cfg.augment else 0
     examples = counts["train"] * (1 + copies)
     feature_parts = {
+        "starting": STARTUP_S,
         "reading": clips * READ_MS / 1000,
         "features": clips * FEATURE_MS[cfg.preset] / 1000,
         "augment": counts["train"] * copies * AUGMENT_MS[cfg.preset] / 1000,
@@ -187,7 +195,7 @@ class Job:
     started: float
     pid: int = field(default_factory=os.getpid)
     state: str = "featurizing"  # featurizing | training | cancelling | done | cancelled | failed
-    stage: str = "reading"
+    stage: str = "starting"
     stage_done: int = 0
     stage_total: int = 0
     feature_fraction: float = 0.0
@@ -226,7 +234,7 @@ class Job:
     def status_text(self) -> str:
         """What is happening now, in words."""
         if self.state == "featurizing" and not self.stage_total:
-            return "Starting: listing the clips and loading TensorFlow"
+            return "Starting the training process (loading TensorFlow)"
         if self.state == "featurizing":
             words = {"reading": "Reading clips", "features": "Computing MFCC features", "augment": "Augmenting"}
             count = f" {self.stage_done:,}/{self.stage_total:,}" if self.stage != "augment" else " the training clips"
@@ -286,12 +294,19 @@ def _try_flock(path: Path) -> int | None:
 
 
 class TrainingManager:
-    """Owns at most one training thread; every method is safe to call from any session's script thread."""
+    """Owns at most one training run; every method is safe to call from any session's script thread.
+
+    The run itself is a child process (``python -m kws.jobs``), watched by a thread here. Why not train in a
+    thread of the server: Streamlit calls ``keras.backend.clear_session()`` after every script run (any page,
+    any user), which resets Keras' process-wide naming and seed state under a model being built, so a rerun at
+    the wrong moment fails the build ("The name "conv2d" is used 2 times in the model"). A child process is
+    out of its reach; it also keeps a training crash from taking the server down.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()  # re-entrant: _mirror is called with and without it held
         self._job: Job | None = None
-        self._cancel: threading.Event | None = None
+        self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
         self._status_path: Path | None = None
         self._last_mirror = 0.0
@@ -321,17 +336,13 @@ class TrainingManager:
             finally:
                 os.close(fd)
             return None
-        try:
-            return Job.from_dict(json.loads(status.read_text()))
-        except (OSError, ValueError, TypeError, KeyError) as err:
-            logger.warning("unreadable %s: %s", status, err)
-            return None
+        return _read_status(status)
 
     # -- control -------------------------------------------------------------------------------------------
     def start(self, cfg: TrainConfig, owner: str = "someone", data_dir: str | Path | None = None) -> Job:
-        """Start ``cfg`` in a background thread and return its job; :class:`Busy` if a run is going on.
+        """Start ``cfg`` in the background and return its job; :class:`Busy` if a run is going on.
 
-        Raises :class:`kws.dataset.DatasetMissingError` (before any thread starts) when there is no dataset.
+        Raises :class:`kws.dataset.DatasetMissingError` (before anything starts) when there is no dataset.
         """
         runs = config.runs_dir()
         data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
@@ -341,13 +352,8 @@ class TrainingManager:
             runs.mkdir(parents=True, exist_ok=True)
             fd = _try_flock(runs / LOCK_FILE)
             if fd is None:
-                other = None
-                try:
-                    other = Job.from_dict(json.loads((runs / STATUS_FILE).read_text()))
-                except (OSError, ValueError, TypeError, KeyError):
-                    pass
-                who = other.summary if other else "another server process is training."
-                raise Busy(f"Only one training at a time: {who}")
+                other = _read_status(runs / STATUS_FILE)
+                raise Busy(f"Only one training at a time: {other.summary if other else 'another server is training.'}")
             try:
                 counts = split_counts(data_dir, cfg.limit_per_split)
                 _remove_stale_staging(runs)
@@ -358,20 +364,28 @@ class TrainingManager:
                     estimate=estimate(cfg, counts),
                     started=time.time(),
                 )
-                self._job, self._cancel = job, threading.Event()
-                self._status_path = runs / STATUS_FILE
-                self._mirror(force=True)
-                self._thread = threading.Thread(
-                    target=self._run,
-                    args=(job, runs, data_dir, fd, self._cancel),
-                    name=f"kws-train-{job.id}",
-                    daemon=True,
+                request = {"cfg": job.to_dict()["cfg"], "out_dir": str(runs / job.id), "data_dir": str(data_dir)}
+                # the child inherits the lock's descriptor: the lock is held until both processes are gone
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "kws.jobs", json.dumps(request)],
+                    cwd=config.PROJECT_ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    bufsize=1,
+                    pass_fds=(fd,),
                 )
-                self._thread.start()
             except BaseException:
                 os.close(fd)
                 raise
-            logger.info("training %s started by %s: %s", job.id, job.owner, ", ".join(cfg.models))
+            self._job, self._proc = job, proc
+            self._status_path = runs / STATUS_FILE
+            self._mirror(force=True)
+            self._thread = threading.Thread(
+                target=self._watch, args=(proc, fd), name=f"kws-train-{job.id}", daemon=True
+            )
+            self._thread.start()
+            logger.info("training %s started by %s (pid %d): %s", job.id, job.owner, proc.pid, ", ".join(cfg.models))
             return copy.deepcopy(job)
 
     def cancel(self, job_id: str | None = None) -> bool:
@@ -380,8 +394,12 @@ class TrainingManager:
             if self._job is None or not self._job.running or (job_id and job_id != self._job.id):
                 return False
             self._job.state = "cancelling"
-            self._cancel.set()
-        logger.info("training %s: cancel requested", job_id or self._job.id)
+            try:
+                self._proc.stdin.write("cancel\n")
+                self._proc.stdin.flush()
+            except (OSError, ValueError):  # the child is already gone; _watch records the outcome
+                pass
+            logger.info("training %s: cancel requested", self._job.id)
         return True
 
     def wait(self, timeout: float | None = None) -> Job | None:
@@ -392,66 +410,61 @@ class TrainingManager:
         with self._lock:
             return copy.deepcopy(self._job)
 
-    # -- the training thread ---------------------------------------------------------------------------------
-    def _run(self, job: Job, runs: Path, data_dir: Path, fd: int, cancel: threading.Event) -> None:
-        """Body of the training thread: trains into ``<runs>/<job.id>``, records the outcome, frees the locks."""
-        from kws.train import Cancelled, Progress, train
-
-        progress = Progress(on_stage=self._on_stage, on_epoch=self._on_epoch, on_model_done=self._on_model_done)
-        state, error = "done", None
+    # -- the watcher thread ----------------------------------------------------------------------------------
+    def _watch(self, proc: subprocess.Popen, fd: int) -> None:
+        """Runs in a thread of the server: turns the child's events into job state, then frees the lock."""
+        end: dict[str, Any] = {}
         try:
-            train(job.cfg, runs / job.id, data_dir, progress=progress, cancel=cancel)
-        except Cancelled:
-            state = "cancelled"
-        except Exception as err:  # reported on the page; the thread must not die silently
-            logger.exception("training %s failed", job.id)
-            state, error = "failed", f"{type(err).__name__}: {err}"
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    logger.warning("training child said: %s", line.rstrip())
+                    continue
+                if event.get("event") == "end":
+                    end = event
+                else:
+                    self._on_event(event)
         finally:
+            code = proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                stream.close()
             if self._status_path is not None:
                 self._status_path.unlink(missing_ok=True)
-            os.close(fd)  # releases the file lock
+            os.close(fd)  # with the child gone, this releases the file lock
             with self._lock:
-                self._job.state = "cancelled" if cancel.is_set() and state == "done" else state
-                self._job.error = error
-                self._job.finished = time.time()
-            logger.info("training %s: %s", job.id, self._job.state)
+                job = self._job
+                job.state = end.get("state") or "failed"
+                job.error = end.get("error") or (None if end else f"the training process exited with code {code}")
+                job.finished = time.time()
+            logger.info("training %s: %s", job.id, job.state)
 
-    def _on_stage(self, stage: str, done: int, total: int) -> None:
-        """Featurization progress (runs in the training thread); raises to stop early when cancelled."""
-        from kws.train import Cancelled
-
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """One progress event from the child: featurization stage, finished epoch, or finished model."""
         with self._lock:
             job = self._job
-            if self._cancel is not None and self._cancel.is_set():
-                raise Cancelled("training was cancelled")
-            if stage == "reading":
-                job.clips_total = total
-            elif stage == "features" and job.stage == "features" and job.stage_done >= job.stage_total:
-                job.features_base += job.stage_total  # the next split began
-            job.stage, job.stage_done, job.stage_total = stage, done, total
-            job.feature_fraction = max(job.feature_fraction, _feature_fraction(job))
-        self._mirror()
-
-    def _on_epoch(self, report: EpochReport) -> None:
-        """One epoch finished (runs in the training thread): extend the curves."""
-        with self._lock:
-            job = self._job
-            if job.state == "featurizing":
-                job.state, job.feature_fraction = "training", 1.0
-            job.model_index, job.epoch = report.model_index, report.epoch
-            hist = job.histories.setdefault(report.model, {})
-            for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
-                if key in report.logs:
-                    hist.setdefault(key, []).append(report.logs[key])
-        self._mirror(force=True)
-
-    def _on_model_done(self, name: str, meta: dict[str, Any]) -> None:
-        """A model is scored and staged (runs in the training thread)."""
-        with self._lock:
-            self._job.finished_models.append(name)
-            self._job.model_index = min(self._job.model_index + 1, len(self._job.cfg.models) - 1)
-            self._job.epoch = 0
-        self._mirror(force=True)
+            kind = event.get("event")
+            if kind == "stage":
+                stage, done, total = event["stage"], event["done"], event["total"]
+                if stage == "reading":
+                    job.clips_total = total
+                elif stage == "features" and job.stage == "features" and job.stage_done >= job.stage_total:
+                    job.features_base += job.stage_total  # the next split began
+                job.stage, job.stage_done, job.stage_total = stage, done, total
+                job.feature_fraction = max(job.feature_fraction, _feature_fraction(job))
+            elif kind == "epoch":
+                if job.state == "featurizing":
+                    job.state, job.feature_fraction = "training", 1.0
+                job.model_index, job.epoch = event["model_index"], event["epoch"]
+                hist = job.histories.setdefault(event["model"], {})
+                for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+                    if key in event["logs"]:
+                        hist.setdefault(key, []).append(event["logs"][key])
+            elif kind == "model_done":
+                job.finished_models.append(event["name"])
+                job.model_index = min(job.model_index + 1, len(job.cfg.models) - 1)
+                job.epoch = 0
+        self._mirror(force=kind != "stage")
 
     def _mirror(self, force: bool = False) -> None:
         """Copy the job to ``training.json`` (at most twice a second) for other server processes."""
@@ -469,15 +482,24 @@ class TrainingManager:
             logger.warning("could not write %s: %s", self._status_path, err)
 
 
+def _read_status(path: Path) -> Job | None:
+    try:
+        return Job.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        logger.warning("unreadable %s: %s", path, err)
+        return None
+
+
 def _feature_fraction(job: Job) -> float:
-    """Share of featurization done: reading, then MFCCs of each split in turn, then augmentation."""
+    """Share of the preparation done: start-up, reading, MFCCs of each split in turn, then augmentation."""
     parts = job.estimate.feature_parts
-    if job.stage == "reading":
-        done = parts["reading"] * job.stage_done / max(job.stage_total, 1)
-    elif job.stage == "features":
-        done = parts["reading"] + parts["features"] * (job.features_base + job.stage_done) / max(job.clips_total, 1)
+    order = list(parts)
+    stage = job.stage if job.stage in parts else order[0]
+    if stage == "features":
+        share = (job.features_base + job.stage_done) / max(job.clips_total, 1)
     else:
-        done = parts["reading"] + parts["features"] + parts["augment"] * job.stage_done / max(job.stage_total, 1)
+        share = job.stage_done / max(job.stage_total, 1)
+    done = sum(parts[k] for k in order[: order.index(stage)]) + parts[stage] * min(share, 1.0)
     return min(1.0, done / max(sum(parts.values()), 1e-9))
 
 
@@ -487,3 +509,55 @@ def _remove_stale_staging(runs: Path) -> None:
         if modelsets.SET_NAME.match(path.name[1:].split(".staging-")[0]):
             logger.info("removing leftover staging folder %s", path)
             shutil.rmtree(path, ignore_errors=True)
+
+
+# -- the training child process ---------------------------------------------------------------------------
+
+
+def _worker(request: dict[str, Any]) -> None:
+    """``python -m kws.jobs REQUEST``: train, reporting JSON lines on stdout; "cancel" (or EOF) on stdin stops it.
+
+    EOF means the server went away: the run is cancelled rather than left training for nobody.
+    """
+    from kws.train import Cancelled, Progress, train
+
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints from libraries go to the log, never into the event stream
+    emit_lock = threading.Lock()
+    cancel = threading.Event()
+
+    def emit(**event: Any) -> None:
+        with emit_lock:
+            events.write(json.dumps(event) + "\n")
+
+    def listen() -> None:  # runs in a thread of the child: waits for "cancel" or the end of stdin
+        for line in sys.stdin:
+            if line.strip() == "cancel":
+                break
+        cancel.set()
+
+    def on_stage(stage: str, done: int, total: int) -> None:  # featurization; stops early when cancelled
+        if cancel.is_set():
+            raise Cancelled("training was cancelled")
+        emit(event="stage", stage=stage, done=done, total=total)
+
+    def on_epoch(report: EpochReport) -> None:
+        emit(event="epoch", model=report.model, model_index=report.model_index, epoch=report.epoch, logs=report.logs)
+
+    threading.Thread(target=listen, daemon=True, name="cancel-listener").start()
+    progress = Progress(
+        on_stage=on_stage, on_epoch=on_epoch, on_model_done=lambda name, meta: emit(event="model_done", name=name)
+    )
+    try:
+        train(make_config(**request["cfg"]), request["out_dir"], request["data_dir"], progress=progress, cancel=cancel)
+        emit(event="end", state="cancelled" if cancel.is_set() else "done")
+    except Cancelled:
+        emit(event="end", state="cancelled")
+    except Exception as err:  # reported on the page; the traceback goes to the server's log
+        logger.exception("training failed")
+        emit(event="end", state="failed", error=f"{type(err).__name__}: {err}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _worker(json.loads(sys.argv[1]))

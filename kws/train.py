@@ -24,6 +24,7 @@ from kws import config, dataset, features, store, zoo
 from kws._tf import keras, tf
 from kws.evaluate import Scores, score
 from kws.features import FeatureSettings
+from kws.segment import batch_windows
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,40 @@ class _Data:
     stats: tuple[np.ndarray, np.ndarray]
     fingerprint: str
     skipped: list[tuple[str, str]]
+    train_windows: np.ndarray  # 1-second training windows, re-augmented every epoch
+
+
+class _FreshAugmentation(keras.utils.PyDataset):
+    """Training batches: the clean clips plus ``copies`` augmented variants, drawn anew every epoch.
+
+    Fresh variants each epoch let the models see many more shifts, gains and noises than a fixed augmented
+    copy would; featurizing them costs ~2 s an epoch.
+    """
+
+    def __init__(self, data: _Data, settings: FeatureSettings, cfg: TrainConfig):
+        super().__init__()
+        self.data, self.settings, self.cfg = data, settings, cfg
+        self.rng = np.random.default_rng(cfg.seed)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        x, y = self.data.x["train"], self.data.y["train"]
+        if self.cfg.augment and self.cfg.augment_copies > 0:
+            extra = augment(self.data.train_windows, self.rng, self.cfg.augment_copies)
+            x = np.concatenate([x, dataset.featurize(list(extra), self.settings)])
+            y = np.concatenate([y, np.tile(y, self.cfg.augment_copies)])
+        order = self.rng.permutation(len(y))
+        self.x, self.y = x[order], y[order]
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.cfg.batch_size)
+
+    def __getitem__(self, index: int):
+        sl = slice(index * self.cfg.batch_size, (index + 1) * self.cfg.batch_size)
+        return self.x[sl], self.y[sl]
+
+    def on_epoch_end(self) -> None:
+        self._refresh()
 
 
 def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[dataset.Item]:
@@ -176,8 +211,8 @@ def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[data
     return kept
 
 
-def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | None, progress: Progress, cancel) -> _Data:
-    """Read the clips, featurize each split (train with augmented copies added)."""
+def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | None, progress: Progress) -> _Data:
+    """Read the clips and featurize each split; keep the training windows for fresh augmentation."""
     items = _limit(dataset.scan(data_dir), cfg.limit_per_split, cfg.seed)
     waves = dataset.load_waveforms(items, progress.on_stage)
     splits = np.array([it.split for it in waves.items])
@@ -188,24 +223,16 @@ def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | N
         idx = np.flatnonzero(splits == split)
         x[split] = dataset.featurize([waves.clips[i] for i in idx], settings, progress.on_stage)
         y[split] = labels[idx]
-    stats = (x["train"].reshape(-1, x["train"].shape[-1]).mean(0), x["train"].reshape(-1, x["train"].shape[-1]).var(0))
-    if cfg.augment and cfg.augment_copies > 0:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("training was cancelled")
-        if progress.on_stage:
-            progress.on_stage("augment", 0, 1)
-        idx = np.flatnonzero(splits == "train")
-        from kws.segment import batch_windows
-
-        windows = batch_windows([waves.clips[i] for i in idx], settings)
-        extra = augment(windows, np.random.default_rng(cfg.seed), cfg.augment_copies)
-        x_aug = dataset.featurize(list(extra), settings)
-        x["train"] = np.concatenate([x["train"], x_aug])
-        y["train"] = np.concatenate([y["train"], np.tile(y["train"], cfg.augment_copies)])
-        if progress.on_stage:
-            progress.on_stage("augment", 1, 1)
-    skipped = [(str(p), r) for p, r in waves.skipped]
-    return _Data(x=x, y=y, stats=stats, fingerprint=dataset.fingerprint(items), skipped=skipped)
+    flat = x["train"].reshape(-1, x["train"].shape[-1])
+    train_idx = np.flatnonzero(splits == "train")
+    return _Data(
+        x=x,
+        y=y,
+        stats=(flat.mean(0), flat.var(0)),
+        fingerprint=dataset.fingerprint(items),
+        skipped=[(str(p), r) for p, r in waves.skipped],
+        train_windows=batch_windows([waves.clips[i] for i in train_idx], settings),
+    )
 
 
 def fit_one(name: str, data: _Data, cfg: TrainConfig, settings: FeatureSettings, listener: _Listener):
@@ -225,12 +252,9 @@ def fit_one(name: str, data: _Data, cfg: TrainConfig, settings: FeatureSettings,
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2)),
     ]
     history = model.fit(
-        data.x["train"],
-        data.y["train"],
+        _FreshAugmentation(data, settings, cfg),
         validation_data=(data.x["validation"], data.y["validation"]),
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        shuffle=True,
         verbose=0,
         callbacks=callbacks,
     )
@@ -288,7 +312,9 @@ def train(
     settings = features.preset(cfg.preset)
     target = Path(out_dir)
     started = time.perf_counter()
-    data = prepare_data(cfg, settings, Path(data_dir) if data_dir else None, progress, cancel)
+    data = prepare_data(cfg, settings, Path(data_dir) if data_dir else None, progress)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("training was cancelled")
     staging = store.staging_dir_for(target)
     try:
         if target.is_dir():

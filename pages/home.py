@@ -11,7 +11,7 @@ from kws.ui import model_table
 st.title("Keyword Studio")
 st.markdown(
     "Say **bed**, **happy** or **cat** into your microphone and watch several neural networks, from a single "
-    "perceptron to convolutional networks, classify it side by side. "
+    "perceptron to deeper networks, classify it side by side. "
     "You see what they hear (the waveform and its MFCC spectrogram) and how sure each one is."
 )
 

@@ -7,19 +7,8 @@ import streamlit as st
 from kws import config, jobs, modelsets, plots, ui, zoo
 from kws.dataset import DatasetMissingError
 from kws.features import PRESETS
+from kws.store import ModelStoreError
 
-import threading as _th, sys as _sys
-from keras.src.utils import naming as _nm
-from keras.src.backend.common import global_state as _gs
-if not getattr(_nm, "_dbg", False):
-    _orig = _nm.uniquify
-    def _u(name):
-        d = _gs.get_global_attribute("object_name_uids")
-        out = _orig(name)
-        print("UNIQ", _th.current_thread().name, name, out, id(_gs.GLOBAL_STATE_TRACKER), id(d), file=_sys.stderr, flush=True)
-        return out
-    _nm.uniquify = _u
-    _nm._dbg = True
 st.title("🏋️ Retrain the models")
 if not config.retrain_enabled():
     st.info("Retraining is turned off on this server (`KWS_DISABLE_RETRAIN=1`); the app keeps its current models.")
@@ -59,10 +48,31 @@ except DatasetMissingError as err:
     counts = None
     st.warning(str(err))
 
+if job is not None and not job.running and job.id == st.session_state.retrain_job:
+    if job.state == "done":
+        st.subheader("New models vs the ones in use")
+        st.success(f"{job.status_text}: new set `{job.id}`.")
+        st.dataframe(modelsets.compare_rows(job.id, modelsets.comparison_baseline(job.id)), hide_index=True)
+        curves(job)
+        if modelsets.active_set() == job.id:
+            st.info("The app uses these models.")
+        elif st.button("Use these models", type="primary", key="retrain_use"):
+            modelsets.adopt(job.id)
+            st.session_state.retrain_note = f"The app now uses `{job.id}`."
+            st.rerun()
+    elif job.state == "cancelled":
+        st.info("Training was cancelled: nothing was saved, and the app still uses the same models.")
+    else:
+        st.error(job.status_text)
+
 if job is not None and job.running:
     live()
 elif counts is not None:
-    st.caption(f"Clips per split: {counts}" + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else ""))
+    st.subheader("Train a new set")
+    st.caption(
+        f"Runs in the background; the shipped models are never overwritten. Clips per split: {counts}"
+        + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else "")
+    )
     models = st.multiselect(
         "Models", list(zoo.ZOO), list(jobs.DEFAULT_MODELS), format_func=lambda n: f"{n}: {zoo.ARCHITECTURES[n]}",
         key="retrain_models",
@@ -86,23 +96,6 @@ elif counts is not None:
         except (jobs.Busy, DatasetMissingError) as err:
             st.warning(str(err))
 
-if job is not None and not job.running and job.id == st.session_state.retrain_job:
-    if job.state == "done":
-        st.subheader("New models vs the ones in use")
-        st.success(f"{job.status_text}: new set `{job.id}`.")
-        st.dataframe(modelsets.compare_rows(job.id, modelsets.comparison_baseline(job.id)), hide_index=True)
-        curves(job)
-        if modelsets.active_set() == job.id:
-            st.info("The app uses these models.")
-        elif st.button("Use these models", type="primary", key="retrain_use"):
-            modelsets.adopt(job.id)
-            st.session_state.retrain_note = f"The app now uses `{job.id}`."
-            st.rerun()
-    elif job.state == "cancelled":
-        st.info("Training was cancelled: nothing was saved, and the app still uses the same models.")
-    else:
-        st.error(job.status_text)
-
 st.subheader("Model sets")
 if st.session_state.retrain_note:
     st.success(st.session_state.retrain_note)
@@ -112,9 +105,12 @@ st.dataframe(modelsets.set_rows(sets), hide_index=True)
 names = [s.name for s in sets]
 choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key="retrain_choice")
 if st.button("Use this set", disabled=choice is None, key="retrain_switch"):
-    modelsets.adopt(choice)
-    st.session_state.retrain_note = f"The app now uses `{choice}`."
-    st.rerun()
+    try:
+        modelsets.adopt(choice)
+        st.session_state.retrain_note = f"The app now uses `{choice}`."
+        st.rerun()
+    except (ValueError, ModelStoreError) as err:  # e.g. the set was deleted since the list was drawn
+        st.error(str(err))
 previous = modelsets.previous_set()
 if previous and st.button(f"Restore the previous set ({previous})", key="retrain_restore"):
     st.session_state.retrain_note = f"Restored `{modelsets.restore_previous()}`."

@@ -6,6 +6,7 @@ run takes seconds and nothing touches the real ``runs/`` or ``models/``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,10 @@ def test_a_tiny_run_draws_live_curves_and_ends_with_the_comparison(tmp_path: Pat
         page.get_by_text("New models vs the ones in use").wait_for(timeout=180_000)
         page.get_by_role("button", name="Use these models").click()
         page.get_by_text("The app uses these models.").wait_for()
+        page.get_by_role("button", name="Restore the previous set (shipped)").wait_for()
+        wait_for_app(page)
         page.screenshot(path=str(tmp_path / "retrain.png"), full_page=True)
 
     # the server process switched the app to the new set, in the temporary runs folder only
-    pointer = runs / modelsets.ACTIVE_FILE
-    assert pointer.is_file() and modelsets.SET_NAME.match(pointer.read_text().split('"set": "')[1][:20])
+    active = json.loads((runs / modelsets.ACTIVE_FILE).read_text())["set"]
+    assert modelsets.SET_NAME.match(active) and (runs / active / "perceptron.keras").is_file()

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from _audio_util import have_shipped_models, make_dataset, real_data_dir, shipped_models
 
-from kws import config
-
-evaluate = pytest.importorskip("kws.evaluate")  # loads TensorFlow (through kws.store)
+from kws import config, evaluate
 
 
 def test_scores_from_predictions() -> None:

@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from _audio_util import word_like
 
+from kws import inference, store, zoo
 from kws.config import LABELS
 from kws.features import PRESETS, mfcc, shapes
-
-store = pytest.importorskip("kws.store")  # loads TensorFlow
-from kws import inference, zoo  # noqa: E402
 
 
 def fake_meta(name: str, architecture: str, settings_name: str, params: int = 0) -> dict:
