@@ -9,7 +9,7 @@ from kws.dataset import DatasetMissingError
 from kws.features import PRESETS
 from kws.store import ModelStoreError
 
-st.title("🏋️ Retrain the models")
+st.title("Retrain the models")
 if not config.retrain_enabled():
     st.info("Retraining is turned off on this server (`KWS_DISABLE_RETRAIN=1`); the app keeps its current models.")
     st.stop()
@@ -82,7 +82,7 @@ elif counts is not None:
     epochs = col2.number_input("Epochs (at most)", 1, 200, jobs.DEFAULT_EPOCHS, key="retrain_epochs")
     batch = col3.select_slider("Batch size", jobs.BATCH_SIZES, 64, key="retrain_batch")
     rate = col4.select_slider("Learning rate", jobs.LEARNING_RATES, 2e-3, key="retrain_lr")
-    augment = st.toggle("Augment (shift, gain, noise: two extra copies of each training clip)", True, key="retrain_aug")
+    augment = st.toggle("Augment (shift, gain, noise: two fresh variants of each training clip every epoch)", True, key="retrain_aug")
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
     if models:
         cfg = jobs.make_config(

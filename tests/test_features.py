@@ -27,7 +27,7 @@ def reference_mfcc(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
         fmin=s.fmin,
         fmax=s.fmax,
     )
-    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=s.top_db)
     return librosa.feature.mfcc(S=log_mel, n_mfcc=s.n_mfcc, dct_type=2, norm="ortho").T
 
 

@@ -134,4 +134,4 @@ def test_the_router_opens_the_page(runs: Path, data_dir: Path) -> None:
     at.run()
     at.switch_page("pages/retrain.py").run()
     assert not at.exception, at.exception
-    assert at.title[0].value == "🏋️ Retrain the models"
+    assert at.title[0].value == "Retrain the models"
