@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from kws import store
+from kws import zoo as _zoo  # noqa: F401  registers CepstralMeanNorm, which saved models contain
 from kws._tf import keras, tf
 from kws.audio import Clip, clip_from_array
 from kws.features import FeatureSettings, mfcc, shapes
