@@ -152,7 +152,8 @@ def past_rates() -> dict[tuple[str, str], float]:
     for s in modelsets.list_sets():
         for info in store.list_models(s.path):
             meta = info.meta
-            examples = int(meta.get("split_counts", {}).get("train", 0))
+            # examples seen per epoch (augmented variants included); older metadata only has the clean count
+            examples = int(meta.get("examples_per_epoch") or meta.get("split_counts", {}).get("train", 0))
             epochs = int(meta.get("epochs_run", 0))
             if examples >= _MIN_EXAMPLES_FOR_RATE and epochs > 0:
                 rate = max(0.0, meta["train_seconds"] - MODEL_OVERHEAD_S) * 1000 / (epochs * examples)

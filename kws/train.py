@@ -68,7 +68,7 @@ class EpochReport:
 class Progress:
     """Listeners for a run; every field is optional."""
 
-    on_stage: Callable[[str, int, int], None] | None = None  # ("reading"|"features"|"augment", done, total)
+    on_stage: Callable[[str, int, int], None] | None = None  # ("reading"|"features", done, total)
     on_epoch: Callable[[EpochReport], None] | None = None
     on_model_done: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -284,6 +284,8 @@ def build_meta(
         "train_seconds": round(seconds, 2),
         "dataset_fingerprint": data.fingerprint,
         "split_counts": {s: int(len(data.y[s])) for s in dataset.SPLITS},
+        # clean clips plus the fresh augmented variants seen each epoch: what a per-example time rate divides by
+        "examples_per_epoch": int(len(data.y["train"]) * (1 + (cfg.augment_copies if cfg.augment else 0))),
         "train_config": asdict(cfg) | {"models": list(cfg.models)},
         "versions": versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
