@@ -71,17 +71,23 @@ def summary_ms(times_s: list[float]) -> dict[str, float]:
     }
 
 
-def round_robin(methods: dict[str, Callable[[], Any]], runs: int, warmup: int) -> dict[str, list[float]]:
-    """Time every method ``runs`` times, interleaved, after ``warmup`` untimed calls each."""
-    for fn in methods.values():
-        for _ in range(warmup):
-            fn()
+def in_blocks(
+    methods: dict[str, Callable[[], Any]], runs: int, warmup: int, rounds: int = 5
+) -> dict[str, list[float]]:
+    """Time every method ``runs`` times: in ``rounds`` rounds, each method runs a block of consecutive calls
+    (after ``warmup`` untimed ones the first time, two later), so every method is measured warm, as an app
+    calls it, yet a change in the machine's load during the run touches all methods alike.
+    """
     times: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(runs):
+    per_block = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
+    for index, block in enumerate(per_block):
         for name, fn in methods.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(warmup if index == 0 else 2):
+                fn()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -192,7 +198,7 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
     if not (np.allclose(a, b, atol=1e-4) and np.allclose(a, c, atol=1e-4)):
         logger.warning("the compiled, predict and eager outputs of %s differ", models[0].name)
 
-    times = round_robin(methods, runs, warmup)
+    times = in_blocks(methods, runs, warmup)
     stats = {name: summary_ms(t) for name, t in times.items()}
     per_model = [
         {

@@ -168,11 +168,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kws.train import Progress, TrainConfig, train
 
     options: dict[str, Any] = {"preset": args.preset, "augment": not args.no_augment}
-    for key in ("epochs", "batch_size", "seed"):
+    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.lr is not None:
         options["learning_rate"] = args.lr
+    if args.copies is not None:
+        options["augment_copies"] = args.copies
     if args.models:
         options["models"] = tuple(args.models)
     try:
@@ -389,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--lr", type=_rate, metavar="RATE", help="learning rate")
     p.add_argument("--no-augment", action="store_true", help="train on the clips as recorded")
+    p.add_argument("--copies", type=int, metavar="N", help="fresh augmented variants of each clip per epoch")
+    p.add_argument("--speed", type=float, metavar="F", help="speed perturbation: rates in 1 ± F (0 = off)")
+    p.add_argument("--masks", type=int, metavar="N", help="SpecAugment: N time and N coefficient masks per variant")
+    p.add_argument("--schedule", choices=["cosine", "plateau"], help="learning-rate schedule")
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_train)
 

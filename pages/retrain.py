@@ -82,7 +82,7 @@ elif counts is not None:
     epochs = col2.number_input("Epochs (at most)", 1, 200, jobs.DEFAULT_EPOCHS, key="retrain_epochs")
     batch = col3.select_slider("Batch size", jobs.BATCH_SIZES, 64, key="retrain_batch")
     rate = col4.select_slider("Learning rate", jobs.LEARNING_RATES, 2e-3, key="retrain_lr")
-    augment = st.toggle("Augment (shift, gain, noise: two fresh variants of each training clip every epoch)", True, key="retrain_aug")
+    augment = st.toggle(jobs.AUGMENT_LABEL, True, key="retrain_aug")
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
     if models:
         cfg = jobs.make_config(

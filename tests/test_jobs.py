@@ -75,13 +75,19 @@ def test_estimate_uses_past_runs_where_it_has_them_else_the_cost_table() -> None
     examples = 1000 * (1 + cfg.augment_copies)
     assert est.per_model["perceptron"] == pytest.approx(jobs.MODEL_OVERHEAD_S + 0.1 * examples * 10 / 1000)
     assert est.per_model["lstm"] == pytest.approx(
-        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * examples * 10 / 1000
+        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * examples / 1000 * 10
     )
     assert est.total_seconds == pytest.approx(est.feature_seconds + sum(est.per_model.values()))
     text = est.describe()
     assert "Expected time" in text and "past runs" in text and "cost table" in text
-    no_aug = jobs.estimate(jobs.make_config(models=["perceptron"], augment=False), counts, rates={})
-    assert no_aug.feature_parts["augment"] == 0
+    # augmented variants are made once a run, for every model: the first model carries their cost
+    first = jobs.estimate(jobs.make_config(models=["lstm", "cnn1"], epochs=10), counts, rates={})
+    augment_s = 1000 * cfg.augment_copies * jobs.AUGMENT_MS["standard"] / 1000
+    assert first.per_model["lstm"] == pytest.approx(est.per_model["lstm"] + augment_s * 10)
+    no_aug = jobs.estimate(jobs.make_config(models=["lstm"], epochs=10, augment=False), counts, rates={})
+    assert no_aug.per_model["lstm"] == pytest.approx(
+        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * 1000 * 10 / 1000
+    )
 
 
 def test_default_settings_are_estimated_to_finish_in_a_few_minutes(data_dir: Path) -> None:
@@ -246,7 +252,7 @@ def test_a_run_in_another_process_is_shown_and_blocks_starting(runs: Path, data_
         owner="dora",
         cfg=jobs.make_config(models=["lstm"], epochs=3),
         estimate=jobs.Estimate(
-            {"reading": 1.0, "features": 1.0, "augment": 0.0}, {"lstm": 10.0}, {"lstm": "cost table"}
+            {"reading": 1.0, "features": 1.0}, {"lstm": 10.0}, {"lstm": "cost table"}
         ),
         started=time.time(),
         state="training",
