@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copies", type=int, metavar="N", help="fresh augmented variants of each clip per epoch")
     p.add_argument("--speed", type=float, metavar="F", help="speed perturbation: rates in 1 ± F (0 = off)")
     p.add_argument("--masks", type=int, metavar="N", help="SpecAugment: N time and N coefficient masks per variant")
-    p.add_argument("--schedule", choices=["cosine", "plateau"], help="learning-rate schedule")
+    p.add_argument("--schedule", choices=list(config.SCHEDULES), help="learning-rate schedule")
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_train)
 

@@ -18,6 +18,9 @@ ARCHITECTURES: dict[str, str] = {
     "best": "Small ResNet",
 }
 
+#: Learning-rate schedules ``kws.train`` knows; the first is the default.
+SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Shipped models: committed to git, never overwritten by a retrain.
