@@ -10,6 +10,7 @@ import functools
 import logging
 import platform
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -221,14 +222,17 @@ class AugmentedEpochs:
     """Each epoch's augmented training features, made once per run and shared by every model of the run.
 
     Every model then sees the same variants (a fair comparison), and the ~2 s an epoch of augmenting and
-    featurizing is paid once, not once per model. Memory: one feature array per epoch (standard preset
-    ~30 MB an epoch), held by the training process only while it runs.
+    featurizing is paid once, not once per model. Memory stays bounded: only the epoch in use is held; the
+    others wait in a temporary folder (standard preset ~30 MB an epoch, ~0.9 GB for 30 epochs on disk, not in
+    RAM) that :meth:`close` removes. Each epoch draws from its own seed, so its variants do not depend on the
+    order in which epochs are asked for.
     """
 
     def __init__(self, data: _Data, settings: FeatureSettings, cfg: TrainConfig):
         self.data, self.settings, self.cfg = data, settings, cfg
-        self.rng = np.random.default_rng(cfg.seed)
-        self._epochs: list[np.ndarray] = []
+        self._dir: tempfile.TemporaryDirectory | None = None
+        self._written: set[int] = set()
+        self._current: tuple[int, np.ndarray] | None = None
 
     @property
     def copies(self) -> int:
@@ -236,43 +240,79 @@ class AugmentedEpochs:
 
     def features(self, epoch: int) -> np.ndarray:
         """The augmented variants for ``epoch`` (0-based), ``(copies * n_train, frames, coeffs)``."""
-        while len(self._epochs) <= epoch:
-            extra = augment(self.data.train_windows, self.rng, self.copies, speed=self.cfg.speed)
-            feats = dataset.featurize(list(extra), self.settings)
-            if self.cfg.masks:
-                feats = spec_masks(feats, self.rng, self.cfg.masks, self.data.stats[0])
-            self._epochs.append(feats)
-        return self._epochs[epoch]
+        if self._current is not None and self._current[0] == epoch:
+            return self._current[1]
+        if epoch in self._written:
+            feats = np.load(self._path(epoch), mmap_mode="r")
+        else:
+            feats = self._make(epoch)
+            np.save(self._path(epoch), feats)
+            self._written.add(epoch)
+        self._current = (epoch, feats)
+        return feats
+
+    def _make(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.cfg.seed, epoch])
+        extra = augment(self.data.train_windows, rng, self.copies, speed=self.cfg.speed)
+        feats = dataset.featurize(list(extra), self.settings)
+        if self.cfg.masks:
+            feats = spec_masks(feats, rng, self.cfg.masks, self.data.stats[0])
+        return feats
+
+    def _path(self, epoch: int) -> Path:
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="kws-epochs-")
+        return Path(self._dir.name) / f"epoch{epoch:04d}.npy"
+
+    def close(self) -> None:
+        """Delete the stored epochs (also done when the object is collected)."""
+        self._current = None
+        self._written.clear()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
 
 
 class _EpochBatches(keras.utils.PyDataset):
-    """Training batches: the clean clips plus that epoch's augmented variants, shuffled anew every epoch."""
+    """Training batches: the clean clips plus that epoch's augmented variants, shuffled anew every epoch.
+
+    Epochs advance in ``on_epoch_begin``: Keras also calls ``on_epoch_end`` once before the first epoch,
+    which would skip epoch 0's variants and make one set too many.
+    """
 
     def __init__(self, data: _Data, epochs: AugmentedEpochs, seed: int, batch_size: int):
         super().__init__()
         self.data, self.epochs, self.batch_size = data, epochs, batch_size
         self.rng = np.random.default_rng(seed)
-        self.epoch = 0
-        self._refresh()
+        self.epoch = -1  # before the first epoch
+        self._ready_for: int | None = None
+        self.x: np.ndarray | None = None
+        self.y: np.ndarray | None = None
 
     def _refresh(self) -> None:
+        epoch = max(self.epoch, 0)
         x, y = self.data.x["train"], self.data.y["train"]
         if self.epochs.copies > 0:
-            x = np.concatenate([x, self.epochs.features(self.epoch)])
+            x = np.concatenate([x, self.epochs.features(epoch)])
             y = np.concatenate([y, np.tile(y, self.epochs.copies)])
         order = self.rng.permutation(len(y))
         self.x, self.y = x[order], y[order]
+        self._ready_for = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.y) // self.batch_size)
+        examples = len(self.data.y["train"]) * (1 + self.epochs.copies)
+        return -(-examples // self.batch_size)
 
     def __getitem__(self, index: int):
+        if self._ready_for is None:  # asked before the first epoch began (Keras may peek)
+            self._refresh()
         sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
         return self.x[sl], self.y[sl]
 
-    def on_epoch_end(self) -> None:
+    def on_epoch_begin(self) -> None:
         self.epoch += 1
-        self._refresh()
+        if self._ready_for != self.epoch:
+            self._refresh()
 
 
 def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[dataset.Item]:
@@ -349,13 +389,18 @@ def fit_one(
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2))
         )
-    history = model.fit(
-        _EpochBatches(data, shared or AugmentedEpochs(data, settings, cfg), cfg.seed, cfg.batch_size),
-        validation_data=(data.x["validation"], data.y["validation"]),
-        epochs=cfg.epochs,
-        verbose=0,
-        callbacks=callbacks,
-    )
+    variants = shared or AugmentedEpochs(data, settings, cfg)
+    try:
+        history = model.fit(
+            _EpochBatches(data, variants, cfg.seed, cfg.batch_size),
+            validation_data=(data.x["validation"], data.y["validation"]),
+            epochs=cfg.epochs,
+            verbose=0,
+            callbacks=callbacks,
+        )
+    finally:
+        if shared is None:
+            variants.close()
     return model, history.history
 
 
@@ -428,6 +473,7 @@ def train(
     if cancel is not None and cancel.is_set():
         raise Cancelled("training was cancelled")
     staging = store.staging_dir_for(target)
+    shared: AugmentedEpochs | None = None
     try:
         if target.is_dir():
             for f in target.iterdir():
@@ -458,5 +504,8 @@ def train(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if shared is not None:
+            shared.close()
     result.seconds = time.perf_counter() - started
     return result

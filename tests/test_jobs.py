@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -184,17 +185,25 @@ def test_train_stops_within_a_batch_or_two_of_cancel(tmp_path: Path, data_dir: P
             batches_after_cancel.append(batch)
         return original(self, batch, logs)
 
+    scratch = tmp_path / "scratch"  # where the run's augmented epochs wait on disk
+    scratch.mkdir()
+    stored: list[int] = []
+
     def on_epoch(report) -> None:
+        stored.append(len(list(scratch.glob("*/*.npy"))))
         if report.epoch == 2:
             cancel.set()
 
     monkeypatch.setattr(train._Listener, "on_train_batch_end", counting)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     cfg = jobs.make_config(models=["perceptron"], epochs=50, patience=50, **TINY)
     target = tmp_path / "set"
     with pytest.raises(train.Cancelled):
         train.train(cfg, target, data_dir, progress=train.Progress(on_epoch=on_epoch), cancel=cancel)
     assert 1 <= len(batches_after_cancel) <= 2
-    assert not target.exists() and list(tmp_path.iterdir()) == []
+    assert not target.exists() and list(tmp_path.iterdir()) == [scratch]
+    assert stored == [1, 2]  # one file per epoch while it ran ...
+    assert list(scratch.iterdir()) == []  # ... gone with the run
 
 
 @pytest.mark.slow

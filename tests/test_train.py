@@ -121,13 +121,27 @@ def test_augmented_epochs_are_made_once_and_shared_by_every_model() -> None:
     )
     cfg = train.TrainConfig(models=("perceptron", "cnn1"), preset="lecture", augment_copies=2, batch_size=4)
     shared = train.AugmentedEpochs(data, settings, cfg)
-    first = shared.features(0)
+    first = np.array(shared.features(0))
     assert first.shape == (12, *feats.shape[1:])
-    assert shared.features(0) is first  # the second model gets the very same variants
-    assert not np.allclose(shared.features(1), first)  # a new epoch, new variants
+    second = np.array(shared.features(1))
+    assert not np.allclose(second, first)  # a new epoch, new variants
+    stored = Path(shared._dir.name)
+    assert sorted(f.name for f in stored.iterdir()) == ["epoch0000.npy", "epoch0001.npy"]
+    # the second model gets the very same variants, read back from disk rather than held in memory
+    np.testing.assert_array_equal(shared.features(0), first)
+    assert isinstance(shared.features(0), np.memmap)
+    # an epoch's variants depend on the seed and the epoch only, not on the order they were asked for
+    other = train.AugmentedEpochs(data, settings, cfg)
+    np.testing.assert_array_equal(other.features(1), second)
+    other.close()
     batches = train._EpochBatches(data, shared, seed=0, batch_size=4)
     assert len(batches) == 5  # 6 clean + 12 variants in batches of 4
+    batches.on_epoch_begin()
     seen = np.concatenate([batches[i][1] for i in range(len(batches))])
     assert np.array_equal(np.bincount(seen), np.bincount(np.tile(y, 3)))
+    assert batches.epoch == 0 and shared._current[0] == 0
     batches.on_epoch_end()
-    assert batches.epoch == 1 and len(shared._epochs) == 2
+    batches.on_epoch_begin()
+    assert batches.epoch == 1 and shared._current[0] == 1
+    shared.close()
+    assert not stored.exists()
