@@ -1,0 +1,109 @@
+"""Choose which trained candidate of each architecture to ship, on validation speakers only.
+
+The validation split (505 clips) is nearly saturated for the better models (one or two errors), so two
+candidates often tie. This script adds a harder view of the same speakers: each validation clip plus
+``--copies`` microphone-like variants of it (the training augmentation: speed, shift, gain, noise; fixed
+seed), and picks, per architecture, the candidate with the fewest errors over all of them; ties go to the
+lower validation log-loss. The test split is never read.
+
+    python bench/choose.py models /path/to/run1 /path/to/run2 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kws import dataset  # noqa: E402
+from kws.features import FeatureSettings, mfcc_batch  # noqa: E402
+from kws.inference import load_models  # noqa: E402
+from kws.segment import batch_windows  # noqa: E402
+from kws.train import augment  # noqa: E402
+
+logger = logging.getLogger("choose")
+
+
+def validation_clips(data_dir: Path | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """The validation clips and their labels."""
+    items = [it for it in dataset.scan(data_dir) if it.split == "validation"]
+    waves = dataset.load_waveforms(items)
+    return waves.clips, np.array([it.label_index for it in waves.items])
+
+
+def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
+
+
+def score_candidates(dirs: list[Path], data_dir: Path | None, copies: int, seed: int) -> list[dict[str, Any]]:
+    """One row per (candidate folder, model): clean and stressed validation errors, clean log-loss."""
+    clips, y = validation_clips(data_dir)
+    inputs: dict[FeatureSettings, tuple[np.ndarray, np.ndarray]] = {}
+    rows = []
+    for folder in dirs:
+        for model in load_models(folder):
+            if model.settings not in inputs:
+                windows = batch_windows(clips, model.settings)
+                stressed = augment(windows, np.random.default_rng(seed), copies, speed=0.1)
+                inputs[model.settings] = (mfcc_batch(windows, model.settings), mfcc_batch(stressed, model.settings))
+            clean_x, stressed_x = inputs[model.settings]
+            clean, stressed = model.predict_batch(clean_x), model.predict_batch(stressed_x)
+            rows.append(
+                {
+                    "model": model.name,
+                    "candidate": str(folder),
+                    "preset": model.settings.name,
+                    "validation_errors": int((clean.argmax(1) != y).sum()),
+                    "stressed_errors": int((stressed.argmax(1) != np.tile(y, copies)).sum()),
+                    "validation_log_loss": round(log_loss(clean, y), 5),
+                    "clips": len(y) * (1 + copies),
+                }
+            )
+    return rows
+
+
+def choose(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model: fewest clean + stressed errors, then lowest clean log-loss."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = (row["validation_errors"] + row["stressed_errors"], row["validation_log_loss"])
+        current = best.get(row["model"])
+        if current is None or key < (
+            current["validation_errors"] + current["stressed_errors"],
+            current["validation_log_loss"],
+        ):
+            best[row["model"]] = row
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("candidates", nargs="+", type=Path, help="model folders (each like models/)")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--copies", type=int, default=4, help="stressed variants per validation clip")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--json", type=Path, default=None, help="also write every row and the choice here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = score_candidates(args.candidates, args.data_dir, args.copies, args.seed)
+    chosen = choose(rows)
+    print(f"{'model':13} {'candidate':28} {'preset':9} {'val err':>7} {'stressed err':>12} {'val loss':>9}")
+    for row in sorted(rows, key=lambda r: (r["model"], r["candidate"])):
+        mark = " <- chosen" if chosen[row["model"]] is row else ""
+        print(
+            f"{row['model']:13} {row['candidate'][-28:]:28} {row['preset']:9} {row['validation_errors']:7d} "
+            f"{row['stressed_errors']:12d} {row['validation_log_loss']:9.4f}{mark}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "chosen": chosen}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
