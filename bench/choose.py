@@ -23,12 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kws import dataset  # noqa: E402
-from kws.features import FeatureSettings, mfcc_batch  # noqa: E402
+from kws.features import FeatureSettings  # noqa: E402
 from kws.inference import load_models  # noqa: E402
 from kws.segment import batch_windows  # noqa: E402
-from kws.train import augment  # noqa: E402
-
-logger = logging.getLogger("choose")
+from kws.train import TrainConfig, augment  # noqa: E402
 
 
 def validation_clips(data_dir: Path | None) -> tuple[list[np.ndarray], np.ndarray]:
@@ -51,8 +49,11 @@ def score_candidates(dirs: list[Path], data_dir: Path | None, copies: int, seed:
         for model in load_models(folder):
             if model.settings not in inputs:
                 windows = batch_windows(clips, model.settings)
-                stressed = augment(windows, np.random.default_rng(seed), copies, speed=0.1)
-                inputs[model.settings] = (mfcc_batch(windows, model.settings), mfcc_batch(stressed, model.settings))
+                stressed = augment(windows, np.random.default_rng(seed), copies, speed=TrainConfig.speed)
+                inputs[model.settings] = (
+                    dataset.featurize(list(windows), model.settings),
+                    dataset.featurize(list(stressed), model.settings),
+                )
             clean_x, stressed_x = inputs[model.settings]
             clean, stressed = model.predict_batch(clean_x), model.predict_batch(stressed_x)
             rows.append(
@@ -69,16 +70,16 @@ def score_candidates(dirs: list[Path], data_dir: Path | None, copies: int, seed:
     return rows
 
 
+def _rank(row: dict[str, Any]) -> tuple[int, float]:
+    return row["validation_errors"] + row["stressed_errors"], row["validation_log_loss"]
+
+
 def choose(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per model: fewest clean + stressed errors, then lowest clean log-loss."""
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
-        key = (row["validation_errors"] + row["stressed_errors"], row["validation_log_loss"])
         current = best.get(row["model"])
-        if current is None or key < (
-            current["validation_errors"] + current["stressed_errors"],
-            current["validation_log_loss"],
-        ):
+        if current is None or _rank(row) < _rank(current):
             best[row["model"]] = row
     return best
 

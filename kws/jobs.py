@@ -169,7 +169,7 @@ def estimate(cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, st
     """Expected duration of ``cfg`` on ``counts`` clips per split (an upper bound: every epoch is run)."""
     rates = past_rates() if rates is None else rates
     clips = sum(counts.values())
-    copies = cfg.augment_copies if cfg.augment else 0
+    copies = cfg.variants_per_clip
     examples = counts["train"] * (1 + copies)
     feature_parts = {
         "starting": STARTUP_S,

@@ -54,6 +54,11 @@ class TrainConfig:
     #: At most this many clips per split (None: all); tests use it for tiny runs.
     limit_per_split: int | None = None
 
+    @property
+    def variants_per_clip(self) -> int:
+        """Fresh augmented variants of each training clip per epoch (0 when augmentation is off)."""
+        return self.augment_copies if self.augment else 0
+
     def __post_init__(self) -> None:
         zoo.check_names(self.models)
         features.preset(self.preset)
@@ -236,7 +241,7 @@ class AugmentedEpochs:
 
     @property
     def copies(self) -> int:
-        return self.cfg.augment_copies if self.cfg.augment else 0
+        return self.cfg.variants_per_clip
 
     def features(self, epoch: int) -> np.ndarray:
         """The augmented variants for ``epoch`` (0-based), ``(copies * n_train, frames, coeffs)``."""
@@ -437,7 +442,7 @@ def build_meta(
         "dataset_fingerprint": data.fingerprint,
         "split_counts": {s: int(len(data.y[s])) for s in dataset.SPLITS},
         # clean clips plus the fresh augmented variants seen each epoch: what a per-example time rate divides by
-        "examples_per_epoch": int(len(data.y["train"]) * (1 + (cfg.augment_copies if cfg.augment else 0))),
+        "examples_per_epoch": int(len(data.y["train"]) * (1 + cfg.variants_per_clip)),
         "train_config": asdict(cfg) | {"models": list(cfg.models)},
         "versions": versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
