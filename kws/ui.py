@@ -17,6 +17,24 @@ from kws.modelsets import active_models_dir
 logger = logging.getLogger(__name__)
 
 
+def through_router() -> None:
+    """Send a page opened by its own URL on a freshly started server through ``app.py``'s router.
+
+    With a ``pages/`` folder beside ``app.py``, Streamlit 1.67 starts in its old folder-based mode and, until
+    some session has run ``st.navigation``, runs a requested page file alone: no shared sidebar, no wide
+    layout, file names as titles. Every page calls this first; in that mode it turns the flag off and reruns,
+    and the rerun runs ``app.py``, which routes to the same URL. (``PagesManager`` is internal, hence the pin.)
+    AppTest resets the flag before every run, as if each were a fresh server; rerunning there would swallow
+    the widget event that started the run, so under AppTest pages keep running as they always have.
+    """
+    from streamlit import config
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def _dir_stamp(models_dir: Path) -> float:
     return max((p.stat().st_mtime for p in models_dir.glob("*.json")), default=0.0)
 

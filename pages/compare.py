@@ -11,6 +11,8 @@ from kws.config import data_dir
 from kws.dataset import DatasetMissingError, missing_message
 from kws.store import ModelStoreError
 
+ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
+
 PER_PAGE = 5
 
 st.title("Compare models")

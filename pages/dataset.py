@@ -9,6 +9,8 @@ from kws.config import DATASET_ATTRIBUTION, data_dir
 from kws.dataset import SPLITS, DatasetMissingError, missing_message
 from kws.features import PRESETS
 
+ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
+
 st.title("Dataset")
 st.caption(
     f"{DATASET_ATTRIBUTION}: P. Warden, “Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition”, "

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from kws import ui
 from kws.config import DATASET_ATTRIBUTION
 from kws.store import ModelStoreError
 from kws.ui import model_table
+
+ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
 st.title("Keyword Studio")
 st.markdown(

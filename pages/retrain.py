@@ -9,6 +9,8 @@ from kws.dataset import DatasetMissingError
 from kws.features import PRESETS
 from kws.store import ModelStoreError
 
+ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
+
 st.title("Retrain the models")
 if not config.retrain_enabled():
     st.info("Retraining is turned off on this server (`KWS_DISABLE_RETRAIN=1`); the app keeps its current models.")

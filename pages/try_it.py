@@ -8,12 +8,14 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from kws import mic, plots
+from kws import mic, plots, ui
 from kws.audio import AudioError, Clip, load_audio, to_wav_bytes
 from kws.config import data_dir
 from kws.dataset import missing_message
 from kws.examples import graded, pick
 from kws.ui import example_clips, get_predictor, is_new_file, model_card
+
+ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
 logger = logging.getLogger(__name__)
 

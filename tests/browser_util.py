@@ -190,9 +190,8 @@ def wait_for_charts(page: Any, timeout_ms: float = 30_000) -> None:
 def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) -> None:
     """Open the app at its home page, then go to the page titled ``title`` through the sidebar, as a user does.
 
-    Why not ``goto(f"{url}/try_it")``: with a ``pages/`` folder beside ``app.py``, Streamlit 1.67 serves a fresh
-    server in the old folder-based mode (its own sidebar, without ``app.py``'s router) until some session has
-    run ``app.py``'s ``st.navigation``. The home page runs it.
+    (Opening a page's URL directly also works, even on a fresh server: see ``kws.ui.through_router`` and
+    ``test_page_url_on_a_fresh_server_goes_through_the_router``.)
     """
     page.goto(base_url)
     wait_for_app(page, timeout_ms)

@@ -90,3 +90,20 @@ def test_browser_recorder(server, mic_wav) -> None:
         page.wait_for_timeout(RECORD_MS)
         stop.click()
         assert_heard(page, "Browser recording", word)
+
+
+@pytest.mark.parametrize("path", ["dataset", "try_it"])
+def test_page_url_on_a_fresh_server_goes_through_the_router(path) -> None:
+    """A bookmark to a page, opened before anyone opened ``/``, still gets app.py's router and sidebar."""
+    with (
+        streamlit_server(env={"KWS_DATA_DIR": os.environ["KWS_DATA_DIR"]}) as url,
+        chromium_page() as page,
+    ):
+        page.goto(f"{url}/{path}")
+        wait_for_app(page, RESULT_TIMEOUT_MS)
+        sidebar = page.locator("[data-testid='stSidebar']")
+        sidebar.get_by_text("Keyword Studio").wait_for(timeout=30_000)  # app.py's sidebar, not the folder mode
+        nav = page.locator("[data-testid='stSidebarNav']")
+        assert nav.get_by_role("link", name="Compare models").count() == 1  # app.py's titles, not file names
+        assert page.url.rstrip("/").endswith(path)
+        assert page.get_by_text("Traceback").count() == 0
