@@ -85,6 +85,8 @@ def _open(source: str | os.PathLike[str] | bytes | BinaryIO) -> tuple[BinaryIO |
         return io.BytesIO(bytes(source)), len(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise NotAudioError(f"{path} is a folder, not an audio file.")
         if not path.is_file():
             raise EmptyAudioError(f"There is no file at {path}.")
         return str(path), path.stat().st_size

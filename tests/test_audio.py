@@ -41,6 +41,11 @@ def test_missing_path(tmp_path) -> None:
         load_audio(tmp_path / "nope.wav")
 
 
+def test_folder_is_not_audio(tmp_path) -> None:
+    with pytest.raises(NotAudioError, match="is a folder, not an audio file"):
+        load_audio(tmp_path)
+
+
 @pytest.mark.parametrize(
     "data",
     [b"hello, this is not audio " * 40, np.random.default_rng(0).bytes(4096), b"RIFF" + b"\xff" * 100],
