@@ -7,7 +7,9 @@ the key includes the folder's modification time, so a retrained set is picked up
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -50,6 +52,24 @@ def get_predictor():
     """The predictor of the active model set, loaded once per server."""
     models_dir = active_models_dir()
     return _predictor(str(models_dir), _dir_stamp(models_dir))
+
+
+def analyse(key: str, source: str, load: Callable[[], Any], true_word: str | None = None) -> None:
+    """Decode (``load`` gives a :class:`kws.audio.Clip`) and classify into ``st.session_state[key]``.
+
+    Bad input becomes one sentence for the user, kept there until the next clip; anything unexpected is logged
+    for the server and shown as one sentence too, never as a traceback.
+    """
+    from kws.audio import AudioError
+
+    try:
+        prediction = get_predictor().predict_clip(load())
+        st.session_state[key] = {"source": source, "prediction": prediction, "true_word": true_word}
+    except AudioError as err:
+        st.session_state[key] = {"source": source, "error": str(err)}
+    except Exception:
+        logger.exception("analysing %s failed", source)
+        st.session_state[key] = {"source": source, "error": "Something went wrong analysing this clip."}
 
 
 @st.cache_data(show_spinner=False)

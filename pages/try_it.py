@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from kws import mic, plots, ui
-from kws.audio import AudioError, Clip, load_audio, to_wav_bytes
+from kws.audio import Clip, load_audio, to_wav_bytes
 from kws.config import data_dir
 from kws.dataset import missing_message
 from kws.examples import graded, pick
@@ -17,23 +16,13 @@ from kws.ui import example_clips, get_predictor, is_new_file, model_card
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
-logger = logging.getLogger(__name__)
-
 if "tryit_mic" not in st.session_state:
     st.session_state.tryit_mic = mic.MicBuffer()  # one buffer per browser session, fed by the WebRTC thread
 buffer: mic.MicBuffer = st.session_state.tryit_mic
 
 
 def analyse(source: str, load: Callable[[], Clip], true_word: str | None = None) -> None:
-    """Decode and classify; bad input becomes one sentence for the user, kept until the next clip."""
-    try:
-        prediction = get_predictor().predict_clip(load())
-        st.session_state.tryit_result = {"source": source, "prediction": prediction, "true_word": true_word}
-    except AudioError as err:
-        st.session_state.tryit_result = {"source": source, "error": str(err)}
-    except Exception:  # never a traceback for the user; the details go to the server log
-        logger.exception("analysing %s failed", source)
-        st.session_state.tryit_result = {"source": source, "error": "Something went wrong analysing this clip."}
+    ui.analyse("tryit_result", source, load, true_word)
 
 
 st.title("Try it")

@@ -155,6 +155,20 @@ def test_next_good_clip_replaces_an_error(try_it: AppTest, known_clip) -> None:
     assert [s.value for s in try_it.subheader] == [f"Most models say: {word}"]
 
 
+def test_unexpected_failure_is_one_sentence_not_a_traceback(try_it: AppTest, known_clip, monkeypatch) -> None:
+    class Broken:
+        def predict_clip(self, clip):
+            raise RuntimeError("simulated failure inside a model")
+
+    import kws.ui
+
+    monkeypatch.setattr(kws.ui, "get_predictor", lambda: Broken())
+    path, _ = known_clip
+    at = upload(try_it, path.name, path.read_bytes())
+    assert [e.value for e in at.error] == ["Something went wrong analysing this clip."]
+    assert "simulated failure" not in text_of(at) and not at.subheader
+
+
 def test_no_dataset_hides_examples(no_webrtc_session, predictor, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path / "nowhere"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
