@@ -1,7 +1,7 @@
 """Keyword Studio benchmark: what a user waits for, measured on this machine.
 
-1. Latency: every model on one clip, features included, warm. ``Predictor.predict`` (XLA-compiled functions)
-   next to the same models called through ``model.predict(x)`` and plain eager ``model(x)``, each timed warm in
+1. Latency: every model on one clip, features included, warm. ``Predictor.predict`` (all models in one fused
+   XLA call; also timed: the same compiled models called one by one) next to the same models called through ``model.predict(x)`` and plain eager ``model(x)``, each timed warm in
    blocks of consecutive calls that take turns over several rounds in one process, so that load from other
    programs hits all three alike.
 2. Featurizing the whole dataset: reading (decoding) alone, a cold ``load_features(use_cache=False)``, the first
@@ -180,6 +180,7 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
     methods: dict[str, Callable[[], Any]] = {
         "features": lambda: features(models[0]),
         "all/predictor": lambda: predictor.predict(samples, 16000),
+        "all/one_by_one": lambda: [m(f[m.settings]) for f in [all_features()] for m in models],
         "all/keras_predict": lambda: [
             m.model.predict(f[m.settings], verbose=0) for f in [all_features()] for m in models
         ],
@@ -221,6 +222,7 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         "features_only": stats["features"],
         "all_models": {
             "predictor_predict": stats["all/predictor"],
+            "compiled_one_by_one": stats["all/one_by_one"],
             "keras_predict": stats["all/keras_predict"],
             "eager": stats["all/eager"],
         },
@@ -236,7 +238,7 @@ def latency_markdown(r: dict[str, Any]) -> str:
     a = r["all_models"]
     rows.append(
         [
-            f"**all {len(r['models'])} models** (kws: Predictor.predict)",
+            f"**all {len(r['models'])} models** (kws: Predictor.predict, one fused call)",
             "",
             ms(a["predictor_predict"]),
             ms(a["keras_predict"]),
@@ -246,7 +248,9 @@ def latency_markdown(r: dict[str, Any]) -> str:
     head = f"Latency per clip, features included, warm; median / p90 in ms over {a['predictor_predict']['runs']} runs."
     notes = (
         f"Clip: {r['clip']}. Window + MFCC alone: {ms(r['features_only'])} ms. "
-        f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s."
+        f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s. "
+        f"All {len(r['models'])} compiled models called one by one instead of in one fused call: "
+        f"{ms(a['compiled_one_by_one'])} ms."
     )
     return "\n".join(
         [head, "", table(["Model", "Params", "kws (compiled)", "model.predict(x)", "eager model(x)"], rows), "", notes]

@@ -306,6 +306,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             word = "-" if p.no_speech else a.word
             flag = "  low confidence" if a.low_confidence and not p.no_speech else ""
             print(f"  {a.name:<{width}}  {word:<6} {_pct(a.confidence):>6}  {a.latency_ms:6.1f} ms{flag}")
+        print(f"  all {len(p.answers)} models together: {p.elapsed_ms:.1f} ms (per model above: its time alone)")
     return EXIT_OK
 
 

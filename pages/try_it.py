@@ -77,7 +77,10 @@ if "error" in result:
     st.error(result["error"])
     st.stop()
 prediction = result["prediction"]
-st.caption(f"{result['source']} · {prediction.clip.duration:.1f} s · loudest {prediction.window.level_db:.0f} dBFS")
+st.caption(
+    f"{result['source']} · {prediction.clip.duration:.1f} s · loudest {prediction.window.level_db:.0f} dBFS · "
+    f"all {len(prediction.answers)} models in {prediction.elapsed_ms:.1f} ms (each card: that model alone)"
+)
 for notice in prediction.clip.notices:
     st.warning(notice)
 st.subheader(prediction.summary)

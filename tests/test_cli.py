@@ -130,6 +130,7 @@ def test_predict_json_one_file(files, with_shipped, capsys) -> None:
     for m in doc["models"]:
         assert m["word"] in config.LABELS and 0 <= m["confidence"] <= 1
         assert isinstance(m["low_confidence"], bool) and m["latency_ms"] > 0
+    assert doc["elapsed_ms"] > 0
 
 
 def test_predict_json_several_files(files, with_shipped, capsys) -> None:

@@ -100,6 +100,23 @@ def test_to_dict_is_json(predictor) -> None:
     assert set(d["window"]) == {"start_s", "end_s"}
     assert [m["name"] for m in d["models"]] == predictor.names
     assert all(m["latency_ms"] > 0 for m in d["models"])
+    assert d["elapsed_ms"] == pytest.approx(p.elapsed_ms, abs=1e-3) and p.elapsed_ms > 0
+
+
+def test_one_fused_call_answers_like_each_model_alone(predictor, monkeypatch) -> None:
+    """The fused XLA call and the per-model functions (the fallback) give the same probabilities."""
+    assert predictor.fused
+    x = word_like(0.7, seed=5)
+    fused = predictor.predict(x, RATE)
+    for m, answer in zip(predictor.models, fused.answers):
+        alone = m(predictor.features_for(fused.clip.samples, m.settings)[1][None])[0]
+        np.testing.assert_allclose(list(answer.probabilities.values()), alone, atol=1e-5)
+    monkeypatch.setattr(inference, "_fuse", lambda *a: None)  # as if XLA could not compile the combination
+    unfused = inference.Predictor(predictor.models, timing_runs=1)
+    assert not unfused.fused
+    for a, b in zip(fused.answers, unfused.predict(x, RATE).answers):
+        assert a.word == b.word and a.confidence == pytest.approx(b.confidence, abs=1e-5)
+    assert set(unfused.latency_ms) == set(unfused.names) and all(v > 0 for v in unfused.latency_ms.values())
 
 
 def test_any_rate_and_channels_give_the_same_answer(predictor) -> None:

@@ -73,6 +73,7 @@ def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     assert all(m.value == word for m in metrics)
     assert re.search(r"\d+\.\d ms · [\d,]+ parameters", text_of(at))
     assert f"Upload: {path.name}" in text_of(at)
+    assert re.search(rf"all {len(metrics)} models in \d+\.\d ms", text_of(at))
 
 
 def test_browser_recorder_known_clip(try_it: AppTest, known_clip) -> None:
