@@ -41,7 +41,7 @@ def _dir_stamp(models_dir: Path) -> float:
     return max((p.stat().st_mtime for p in models_dir.glob("*.json")), default=0.0)
 
 
-@st.cache_resource(show_spinner="Loading the models…")
+@st.cache_resource(show_spinner="Loading the models…", max_entries=4)  # bounded: sets can be switched often
 def _predictor(models_dir: str, stamp: float):
     from kws.inference import load_predictor
 
