@@ -24,6 +24,7 @@ from kws import zoo as _zoo  # noqa: F401  registers CepstralMeanNorm, which sav
 from kws._tf import keras, tf
 from kws.audio import Clip, clip_from_array
 from kws.features import FeatureSettings, mfcc, shapes
+from kws.insights import median_latency_ms
 from kws.segment import Window, find_window
 
 logger = logging.getLogger(__name__)
@@ -195,16 +196,6 @@ def _probe_clip(samples: int) -> np.ndarray:
     return (np.random.default_rng(0).standard_normal(samples) * 0.1).astype(np.float32)
 
 
-def _own_latency_ms(predictor: Predictor, model: LoadedModel, clip: np.ndarray, runs: int) -> float:
-    """Median ms of ``model`` alone on one clip, window and features included, after one warm-up call."""
-    times = []
-    for _ in range(runs + 1):
-        t0 = time.perf_counter()
-        model(predictor.features_for(clip, model.settings)[1][None])
-        times.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(times[1:]))
-
-
 class Predictor:
     """Every model of a folder, loaded and compiled once; :meth:`predict` is safe to call from many threads."""
 
@@ -219,7 +210,8 @@ class Predictor:
         # warm every path (filterbanks, FFT plans, compiled graphs) so the first user waits for nothing
         probe = _probe_clip(shapes(models[0].settings).clip_samples)
         self.predict(probe, models[0].settings.sample_rate)
-        self.latency_ms = {m.name: _own_latency_ms(self, m, probe, timing_runs) for m in models}
+        # each model alone, window and features included (warm-up call not counted): the compare page's timing
+        self.latency_ms = median_latency_ms(models, [probe] * timing_runs)
 
     @property
     def names(self) -> list[str]:
