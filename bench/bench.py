@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--train", action="store_true", help="also time training all six (standard preset)")
     parser.add_argument("--train-epochs", type=int, help="epochs for --train (default: TrainConfig's)")
+    parser.add_argument(
+        "--train-out", metavar="DIR", help="keep the models --train made here (default: a temporary folder)"
+    )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"results file (default: {DEFAULT_OUT})")
 
 
@@ -312,13 +315,14 @@ def dataset_markdown(d: dict[str, Any]) -> str:
 # --- 3. training ----------------------------------------------------------------------------------------------------
 
 
-def bench_train(data_dir: str | None, epochs: int | None) -> dict[str, Any]:
+def bench_train(data_dir: str | None, epochs: int | None, keep: str | None = None) -> dict[str, Any]:
+    """Time training all six; ``keep``: a folder for the trained models (``evaluate --models-dir`` reads it)."""
     from kws.train import TrainConfig, train
 
     cfg = TrainConfig(preset="standard", **({"epochs": epochs} if epochs else {}))
     logger.info("training %s for up to %d epochs", ", ".join(cfg.models), cfg.epochs)
     with tempfile.TemporaryDirectory(prefix="kws-bench-train-") as out:
-        result, seconds = timed(lambda: train(cfg, Path(out) / "models", data_dir))
+        result, seconds = timed(lambda: train(cfg, Path(keep) if keep else Path(out) / "models", data_dir))
     return {
         "preset": cfg.preset,
         "max_epochs": cfg.epochs,
@@ -370,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
             logger.warning("skipping the dataset benchmark: %s", err)
             results["dataset"] = {"skipped": str(err)}
     if args.train:
-        results["train"] = bench_train(args.data_dir, args.train_epochs)
+        results["train"] = bench_train(args.data_dir, args.train_epochs, args.train_out)
         sections.append(train_markdown(results["train"]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -372,7 +372,9 @@ def fit_one(
     ``shared``: the run's augmented variants, common to all its models (made here when training one alone).
     """
     keras.utils.set_random_seed(cfg.seed)
-    model = zoo.build(name, features.shapes(settings).input_shape, len(config.LABELS), data.stats)
+    model = zoo.build(
+        name, features.shapes(settings).input_shape, len(config.LABELS), data.stats, bands=settings.n_mels
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss="sparse_categorical_crossentropy",

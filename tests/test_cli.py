@@ -246,3 +246,20 @@ def test_bench_smoke(tmp_path, with_shipped, monkeypatch, capsys) -> None:
     assert results["dataset"]["clips"] == 18 and results["dataset"]["cache_hit_s"] > 0
     assert "model.predict(x)" in printed and "cache hit" in printed
     assert not list((tmp_path / "cache").glob("*"))  # the benchmark used a cache folder of its own
+
+
+@pytest.mark.slow
+def test_bench_train_keeps_the_models_where_asked(tmp_path, monkeypatch, capsys) -> None:
+    """``bench --train --train-out DIR``: the timed run's six models stay there for ``evaluate`` to read."""
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "data")
+    kept, out = tmp_path / "trained", tmp_path / "results.json"
+    args = ["bench", "--skip", "latency", "--skip", "dataset", "--train", "--train-epochs", "1"]
+    args += ["--train-out", str(kept), "--data-dir", str(tmp_path / "data"), "--out", str(out)]
+    assert cli.main(args) == 0
+    trained = json.loads(out.read_text())["train"]
+    assert list(trained["models"]) == list(config.ARCHITECTURES) and trained["max_epochs"] == 1
+    assert sorted(p.stem for p in kept.glob("*.keras")) == sorted(config.ARCHITECTURES)
+    assert "Training all 6" in capsys.readouterr().out
+    assert cli.main(["evaluate", "--models-dir", str(kept), "--data-dir", str(tmp_path / "data"), "--json"]) == 0
+    assert {m["model"] for m in json.loads(capsys.readouterr().out)["models"]} == set(config.ARCHITECTURES)

@@ -64,3 +64,53 @@ def test_every_architecture_is_named_and_documented() -> None:
     assert len(zoo.ZOO) == 6
     for name, builder in zoo.ZOO.items():
         assert (builder.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def _log_mel(y: np.ndarray, preset_name: str) -> np.ndarray:
+    """librosa's log-mel spectrogram with the preset's numbers: (frames, bands)."""
+    librosa = pytest.importorskip("librosa")
+    s = PRESETS[preset_name]
+    mel = librosa.feature.melspectrogram(
+        y=y.astype(np.float64), sr=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length, win_length=s.win_length,
+        center=False, power=2.0, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax,
+    )
+    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=s.top_db).T
+
+
+def test_inverse_dct_gives_back_librosas_log_mel() -> None:
+    """With as many coefficients as bands (standard) the CNNs see exactly the log-mel picture."""
+    from kws.features import mfcc
+
+    y = np.random.default_rng(3).normal(scale=0.1, size=16000).astype(np.float32)
+    coeffs = mfcc(y, PRESETS["standard"])
+    picture = np.asarray(zoo.InverseDCT(PRESETS["standard"].n_mels)(coeffs[None]))[0]
+    np.testing.assert_allclose(picture, _log_mel(y, "standard"), atol=2e-3)
+
+
+def test_inverse_dct_of_fewer_coefficients_keeps_exactly_them() -> None:
+    """lecture: 20 coefficients of 40 bands -> the smoothed 40-band spectrum whose DCT starts with those 20."""
+    import scipy.fft
+
+    coeffs = np.random.default_rng(4).normal(size=(2, 11, 20)).astype(np.float32)
+    picture = np.asarray(zoo.InverseDCT(40)(coeffs))
+    assert picture.shape == (2, 11, 40)
+    back = scipy.fft.dct(picture, norm="ortho", axis=-1)
+    np.testing.assert_allclose(back[..., :20], coeffs, atol=1e-4)
+    np.testing.assert_allclose(back[..., 20:], 0.0, atol=1e-4)
+    with pytest.raises(ValueError, match="cannot come from"):
+        zoo.InverseDCT(10)(coeffs)
+
+
+@pytest.mark.parametrize("name", ["cnn1", "best"])
+def test_cnns_standardise_with_one_scale_and_see_the_mel_bands(name: str, tmp_path) -> None:
+    """One common spread (per-coefficient scaling would re-weight the picture), lecture's 40 bands, and a
+    save/load round trip that keeps the layer."""
+    shape = shapes(PRESETS["lecture"]).input_shape
+    mean, var = np.zeros(shape[1], np.float32), np.linspace(1.0, 9.0, shape[1]).astype(np.float32)
+    model = zoo.build(name, shape, len(LABELS), (mean, var), bands=PRESETS["lecture"].n_mels)
+    np.testing.assert_allclose(np.asarray(model.get_layer("normalize").variance).ravel(), 5.0, rtol=1e-5)
+    assert tuple(model.get_layer("as_image").output.shape) == (None, shape[0], 40, 1)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(5).normal(size=(3, *shape)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-5)
