@@ -38,8 +38,8 @@ class InverseDCT(layers.Layer):
 
     With as many coefficients as mel bands this is exact; with fewer it is the smoothed spectrum they keep.
     Fixed, no weights. The cepstral axis has no locality (coefficient 5 is not "near" 6 in any sense a
-    3x3 kernel can use), the mel axis does: on validation speakers this cut the one-convolution CNN's errors
-    on the standard preset from 13 to N and made the others' stressed errors fall (see ``bench/README.md``).
+    3x3 kernel can use), the mel axis does. Same recipe, validation speakers, clean + stressed errors: the
+    one-convolution CNN went from 13 + 96 to 6 + 48, the two-convolution one from 5 + 27 to 2 + 21.
     """
 
     def __init__(self, bands: int, **kwargs):
