@@ -140,3 +140,12 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
 def mfcc(clip: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """MFCCs of one fixed-length clip: ``(clip_samples,)`` -> ``(n_frames, n_mfcc)``."""
     return mfcc_batch(np.asarray(clip)[None, :], settings)[0]
+
+
+def log_mel_from_mfcc(coeffs: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """The log-mel picture ``(..., n_frames, n_mels)`` that MFCCs ``(..., n_frames, n_mfcc)`` keep: the inverse
+    of their orthonormal DCT-II (exact when ``n_mfcc == n_mels``, the smoothed spectrum otherwise).
+
+    What the convolutional models look at (``kws.zoo.InverseDCT`` does the same inside them); the app draws it.
+    """
+    return scipy.fft.idct(np.asarray(coeffs, np.float32), n=settings.n_mels, type=2, norm="ortho", axis=-1)

@@ -125,7 +125,7 @@ class Prediction:
 
     clip: Clip
     window: Window
-    features: np.ndarray  # the MFCCs of the first model's settings, for display
+    features: np.ndarray  # the MFCCs of :attr:`Predictor.display_settings`, for display
     feature_settings: FeatureSettings
     answers: list[ModelAnswer]
     no_speech: bool
@@ -227,6 +227,12 @@ class Predictor:
         window = find_window(samples, settings)
         return window, mfcc(window.samples, settings)
 
+    @property
+    def display_settings(self) -> FeatureSettings:
+        """The feature settings most models use (ties: the first model's): what the app draws."""
+        uses = [m.settings for m in self.models]
+        return max(self._settings, key=uses.count)
+
     def probabilities(self, samples: np.ndarray) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray]]:
         """Windows and features per settings, and every model's probabilities, for 16 kHz samples."""
         inputs = {s: self.features_for(samples, s) for s in self._settings}
@@ -256,13 +262,13 @@ class Predictor:
                     low_confidence=conf < self.thresholds.low_confidence,
                 )
             )
-        first = self.models[0].settings
-        window, feats = inputs[first]
+        shown = self.display_settings
+        window, feats = inputs[shown]
         return Prediction(
             clip=clip,
             window=window,
             features=feats,
-            feature_settings=first,
+            feature_settings=shown,
             answers=answers,
             no_speech=not window.has_speech,
             elapsed_ms=elapsed,

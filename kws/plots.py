@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from kws.config import LABELS
-from kws.features import FeatureSettings, shapes
+from kws.features import FeatureSettings, log_mel_from_mfcc, shapes
 
 #: One colour per label, the same on every chart.
 LABEL_COLOURS = {"bed": "#4C78A8", "happy": "#F58518", "cat": "#54A24B"}
@@ -44,23 +44,36 @@ def waveform(samples: np.ndarray, sample_rate: int, window: tuple[float, float] 
     return _layout(fig, title)
 
 
-def mfcc_heatmap(feats: np.ndarray, settings: FeatureSettings, title: str = "MFCC spectrogram") -> go.Figure:
-    """MFCCs as an image: time (s) across, coefficient index up, value as colour."""
+def _time_heatmap(z: np.ndarray, settings: FeatureSettings, title: str, row: str, unit: str) -> go.Figure:
+    """``z`` (frames, rows) as an image: time (s) across, ``row`` index up, value as colour."""
     times = shapes(settings).frame_times(settings)
     fig = go.Figure(
         go.Heatmap(
-            z=np.asarray(feats).T,
+            z=np.asarray(z).T,
             x=times,
-            y=np.arange(feats.shape[1]),
+            y=np.arange(z.shape[1]),
             colorscale="Viridis",
-            colorbar=dict(title="value"),
-            hovertemplate="t=%{x:.2f}s<br>coefficient %{y}<br>%{z:.1f}<extra></extra>",
+            colorbar=dict(title=unit),
+            hovertemplate=f"t=%{{x:.2f}}s<br>{row} %{{y}}<br>%{{z:.1f}}<extra></extra>",
         )
     )
     fig.update_xaxes(title="time (s)")
+    fig.update_yaxes(title=row)
+    return _layout(fig, title, height=300)
+
+
+def mfcc_heatmap(feats: np.ndarray, settings: FeatureSettings, title: str = "MFCC spectrogram") -> go.Figure:
+    """MFCCs as an image: time (s) across, coefficient index up, value as colour."""
+    fig = _time_heatmap(feats, settings, title, "coefficient", "value")
     fig.update_yaxes(title="MFCC coefficient")
-    fig = _layout(fig, title, height=300)
     return fig
+
+
+def log_mel_heatmap(
+    feats: np.ndarray, settings: FeatureSettings, title: str = "Log-mel picture: what the CNNs see"
+) -> go.Figure:
+    """The log-mel spectrogram the MFCCs keep (low to high mel band up), as the convolutional models see it."""
+    return _time_heatmap(log_mel_from_mfcc(feats, settings), settings, title, "mel band", "dB")
 
 
 def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Figure:

@@ -94,7 +94,9 @@ if prediction.no_speech:
 wave, spectrum = st.columns(2)
 window = (prediction.window.start_s, prediction.window.end_s)
 wave.plotly_chart(plots.waveform(prediction.clip.samples, prediction.clip.sample_rate, window))
-spectrum.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.feature_settings))
+mfcc_tab, mel_tab = spectrum.tabs(["MFCC (every model's input)", "Log-mel (what the CNNs see)"])
+mfcc_tab.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.feature_settings))
+mel_tab.plotly_chart(plots.log_mel_heatmap(prediction.features, prediction.feature_settings))
 st.audio(to_wav_bytes(prediction.clip.samples), format="audio/wav")
 
 for column, answer in zip(st.columns(len(prediction.answers), border=True), prediction.answers):

@@ -113,3 +113,27 @@ def test_unknown_preset_lists_the_valid_ones() -> None:
 def test_window_longer_than_fft_is_refused() -> None:
     with pytest.raises(ValueError, match="win_length"):
         shapes(FeatureSettings(win_length=1024, n_fft=512))
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_log_mel_from_mfcc_is_what_they_keep(name: str) -> None:
+    """Exact librosa log-mel for standard (40 of 40); for lecture (20 of 40) the spectrum whose DCT starts with them."""
+    import scipy.fft
+
+    from kws.features import log_mel_from_mfcc
+
+    s = PRESETS[name]
+    y = np.random.default_rng(6).normal(scale=0.1, size=16000).astype(np.float32)
+    coeffs = mfcc(y, s)
+    picture = log_mel_from_mfcc(coeffs, s)
+    assert picture.shape == (shapes(s).n_frames, s.n_mels)
+    if s.n_mfcc == s.n_mels:
+        mel = librosa.feature.melspectrogram(
+            y=y.astype(np.float64), sr=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length,
+            win_length=s.win_length, center=False, power=2.0, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax,
+        )
+        log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=s.top_db).T
+        np.testing.assert_allclose(picture, log_mel, atol=2e-3)
+    back = scipy.fft.dct(picture, norm="ortho", axis=-1)
+    np.testing.assert_allclose(back[:, : s.n_mfcc], coeffs, atol=1e-3)
+    np.testing.assert_allclose(back[:, s.n_mfcc :], 0.0, atol=1e-3)

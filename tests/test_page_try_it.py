@@ -74,6 +74,7 @@ def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     assert re.search(r"\d+\.\d ms · [\d,]+ parameters", text_of(at))
     assert f"Upload: {path.name}" in text_of(at)
     assert re.search(rf"all {len(metrics)} models in \d+\.\d ms", text_of(at))
+    assert [t.label for t in at.tabs] == ["MFCC (every model's input)", "Log-mel (what the CNNs see)"]
 
 
 def test_browser_recorder_known_clip(try_it: AppTest, known_clip) -> None:

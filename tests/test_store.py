@@ -76,8 +76,18 @@ def test_each_model_gets_its_own_features(mixed_set) -> None:
     predictor = inference.Predictor(inference.load_models(folder))
     prediction = predictor.predict(word_like(1.0), 16000)
     assert [a.name for a in prediction.answers] == ["perceptron", "cnn1"]
-    assert prediction.feature_settings == PRESETS["lecture"]  # the first model's, for display
+    assert prediction.feature_settings == PRESETS["lecture"]  # a tie: the first model's, for display
     assert prediction.features.shape == shapes(PRESETS["lecture"]).input_shape
+
+
+def test_the_app_draws_the_features_most_models_use(tmp_path) -> None:
+    save_model(tmp_path, "perceptron", "perceptron", "lecture")
+    save_model(tmp_path, "cnn1", "cnn1", "standard")
+    save_model(tmp_path, "best", "best", "standard")
+    prediction = inference.Predictor(inference.load_models(tmp_path)).predict(word_like(1.0), 16000)
+    assert prediction.answers[0].name == "perceptron"
+    assert prediction.feature_settings == PRESETS["standard"]
+    assert prediction.features.shape == shapes(PRESETS["standard"]).input_shape
 
 
 def test_list_models_reads_metadata(mixed_set) -> None:

@@ -114,3 +114,13 @@ def test_cnns_standardise_with_one_scale_and_see_the_mel_bands(name: str, tmp_pa
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     x = np.random.default_rng(5).normal(size=(3, *shape)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-5)
+
+
+def test_the_layer_and_the_apps_picture_agree() -> None:
+    """``kws.zoo.InverseDCT`` inside the models and ``features.log_mel_from_mfcc`` in the app are the same maths."""
+    from kws.features import log_mel_from_mfcc
+
+    s = PRESETS["lecture"]
+    coeffs = np.random.default_rng(7).normal(size=(11, 20)).astype(np.float32)
+    inside = np.asarray(zoo.InverseDCT(s.n_mels)(coeffs[None]))[0]
+    np.testing.assert_allclose(inside, log_mel_from_mfcc(coeffs, s), atol=1e-4)
