@@ -142,10 +142,18 @@ def mfcc(clip: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     return mfcc_batch(np.asarray(clip)[None, :], settings)[0]
 
 
+def inverse_dct(coeffs: np.ndarray, bands: int) -> np.ndarray:
+    """Undo the orthonormal DCT-II of MFCCs along the last axis: ``(..., n_mfcc)`` -> ``(..., bands)``.
+
+    Exact when ``n_mfcc == bands``; with fewer coefficients, the smoothed spectrum they keep (the missing ones
+    taken as zero). The one definition of this maths: the app's picture and ``kws.zoo.InverseDCT`` use it.
+    """
+    return scipy.fft.idct(np.asarray(coeffs, np.float32), n=bands, type=2, norm="ortho", axis=-1)
+
+
 def log_mel_from_mfcc(coeffs: np.ndarray, settings: FeatureSettings) -> np.ndarray:
-    """The log-mel picture ``(..., n_frames, n_mels)`` that MFCCs ``(..., n_frames, n_mfcc)`` keep: the inverse
-    of their orthonormal DCT-II (exact when ``n_mfcc == n_mels``, the smoothed spectrum otherwise).
+    """The log-mel picture ``(..., n_frames, n_mels)`` that MFCCs ``(..., n_frames, n_mfcc)`` keep.
 
     What the convolutional models look at (``kws.zoo.InverseDCT`` does the same inside them); the app draws it.
     """
-    return scipy.fft.idct(np.asarray(coeffs, np.float32), n=settings.n_mels, type=2, norm="ortho", axis=-1)
+    return inverse_dct(coeffs, settings.n_mels)

@@ -205,6 +205,9 @@ class Predictor:
         self.models = models
         self.thresholds = thresholds or Thresholds()
         self._settings = list(dict.fromkeys(m.settings for m in models))
+        uses = [m.settings for m in models]
+        #: The feature settings most models use (ties: the first model's): what the app draws.
+        self.display_settings: FeatureSettings = max(self._settings, key=uses.count)
         self._fused = _fuse(models, self._settings)
         self.latency_ms: dict[str, float] = {}  # each model alone, filled in below
         # warm every path (filterbanks, FFT plans, compiled graphs) so the first user waits for nothing
@@ -226,12 +229,6 @@ class Predictor:
         """The window and MFCCs of 16 kHz samples under ``settings`` (the one feature path)."""
         window = find_window(samples, settings)
         return window, mfcc(window.samples, settings)
-
-    @property
-    def display_settings(self) -> FeatureSettings:
-        """The feature settings most models use (ties: the first model's): what the app draws."""
-        uses = [m.settings for m in self.models]
-        return max(self._settings, key=uses.count)
 
     def probabilities(self, samples: np.ndarray) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray]]:
         """Windows and features per settings, and every model's probabilities, for 16 kHz samples."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import scipy.fft
 
 from kws._tf import keras, tf
 from kws.config import ARCHITECTURES
+from kws.features import inverse_dct
 
 layers = keras.layers
 
@@ -50,7 +50,7 @@ class InverseDCT(layers.Layer):
         coeffs = int(input_shape[-1])
         if coeffs > self.bands:
             raise ValueError(f"{coeffs} coefficients cannot come from {self.bands} mel bands")
-        basis = scipy.fft.dct(np.eye(self.bands), norm="ortho", axis=0)[:coeffs]  # mfcc = log_mel @ basis.T
+        basis = inverse_dct(np.eye(coeffs), self.bands)  # row k: the spectrum of coefficient k alone
         self.basis = tf.constant(basis, dtype=self.compute_dtype)
 
     def call(self, x):
@@ -90,9 +90,10 @@ def _stem(
 def _image_stem(input_shape: tuple[int, int], stats, bands: int | None) -> tuple:
     """The CNNs' stem: standardise with one scale, remove the clip's mean, and back to a log-mel picture
     ``(frames, bands, 1)``; ``bands`` defaults to one per coefficient."""
+    bands = bands or input_shape[-1]
     inputs, x = _stem(input_shape, stats, one_scale=True)
-    x = InverseDCT(bands or input_shape[-1], name="to_log_mel")(x)
-    return inputs, layers.Reshape((input_shape[0], bands or input_shape[-1], 1), name="as_image")(x)
+    x = InverseDCT(bands, name="to_log_mel")(x)
+    return inputs, layers.Reshape((input_shape[0], bands, 1), name="as_image")(x)
 
 
 def _head(x, n_classes: int):

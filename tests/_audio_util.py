@@ -12,6 +12,7 @@ import soundfile as sf
 
 from kws import config
 from kws.dataset import split_of
+from kws.features import FeatureSettings
 
 RATE = 16000
 
@@ -98,3 +99,23 @@ def env_without(*names: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in names}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(config.PROJECT_ROOT), env.get("PYTHONPATH")]))
     return env
+
+
+def reference_log_mel(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
+    """librosa's own log-mel spectrogram with the settings' numbers: (frames, bands)."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=y.astype(np.float64),
+        sr=s.sample_rate,
+        n_fft=s.n_fft,
+        hop_length=s.hop_length,
+        win_length=s.win_length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=s.n_mels,
+        fmin=s.fmin,
+        fmax=s.fmax,
+    )
+    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=s.top_db).T

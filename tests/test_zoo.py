@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _audio_util import reference_log_mel
 
 from kws.config import LABELS
 from kws.features import PRESETS, shapes
@@ -66,17 +67,6 @@ def test_every_architecture_is_named_and_documented() -> None:
         assert (builder.__doc__ or "").strip(), f"{name} has no docstring"
 
 
-def _log_mel(y: np.ndarray, preset_name: str) -> np.ndarray:
-    """librosa's log-mel spectrogram with the preset's numbers: (frames, bands)."""
-    librosa = pytest.importorskip("librosa")
-    s = PRESETS[preset_name]
-    mel = librosa.feature.melspectrogram(
-        y=y.astype(np.float64), sr=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length, win_length=s.win_length,
-        center=False, power=2.0, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax,
-    )
-    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=s.top_db).T
-
-
 def test_inverse_dct_gives_back_librosas_log_mel() -> None:
     """With as many coefficients as bands (standard) the CNNs see exactly the log-mel picture."""
     from kws.features import mfcc
@@ -84,7 +74,7 @@ def test_inverse_dct_gives_back_librosas_log_mel() -> None:
     y = np.random.default_rng(3).normal(scale=0.1, size=16000).astype(np.float32)
     coeffs = mfcc(y, PRESETS["standard"])
     picture = np.asarray(zoo.InverseDCT(PRESETS["standard"].n_mels)(coeffs[None]))[0]
-    np.testing.assert_allclose(picture, _log_mel(y, "standard"), atol=2e-3)
+    np.testing.assert_allclose(picture, reference_log_mel(y, PRESETS["standard"]), atol=2e-3)
 
 
 def test_inverse_dct_of_fewer_coefficients_keeps_exactly_them() -> None:
