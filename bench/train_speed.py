@@ -1,0 +1,124 @@
+"""Seconds per training epoch of each architecture under the speed-ups one would try first on a CPU.
+
+Training all six takes ~11 minutes here against a 3-minute aim. This script measures, on inputs of the
+standard preset's shape (random numbers: the speed of a step does not depend on the values), one epoch of as
+many examples as a default run sees (clean clips + one augmented copy each) for:
+
+- ``default``: what ``kws.train`` does (batch 64, float32, TensorFlow graph with oneDNN);
+- ``batch128``: twice the batch (fewer, larger steps);
+- ``xla``: ``jit_compile=True``, the XLA compilation that makes inference fast;
+- ``bf16``: Keras's ``mixed_bfloat16`` policy (this CPU has avx512_bf16 but no AMX).
+
+Each variant runs in its own process, one after another, so that a policy or a compiled graph cannot leak into
+the next. Every number comes from this run.
+
+    python bench/train_speed.py [--models best cnn2] [--examples 7400] [--out bench/train_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = {
+    "default": {},
+    "batch128": {"batch_size": 128},
+    "xla": {"jit_compile": True},
+    "bf16": {"policy": "mixed_bfloat16"},
+}
+
+logger = logging.getLogger("kws.bench.train_speed")
+
+
+def epoch_seconds(name: str, examples: int, batch_size: int = 64, jit_compile: bool = False, policy: str = "") -> float:
+    """Mean seconds of two timed epochs of ``name`` on random standard-preset inputs (after a short warm-up)."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from kws import features, zoo
+    from kws._tf import keras
+
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
+    settings = features.preset("standard")
+    shape = features.shapes(settings).input_shape
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(examples, *shape)).astype("float32")
+    y = rng.integers(0, 3, examples)
+    stats = (np.zeros(shape[-1]), np.ones(shape[-1]))
+    model = zoo.build(name, shape, 3, stats, bands=settings.n_mels)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    model.fit(x[: batch_size * 4], y[: batch_size * 4], batch_size=batch_size, epochs=1, verbose=0)  # trace, warm
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+        times.append(time.perf_counter() - t0)
+    return sum(times) / len(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["best", "cnn2", "lstm"], help="architectures to time")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--examples", type=int, default=7400, help="examples per epoch (default: a default run's)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "train_speed.json"), help="results file")
+    parser.add_argument("--one", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.one:
+        name, variant = args.one
+        print(json.dumps(epoch_seconds(name, args.examples, **VARIANTS[variant])))
+        return 0
+    rows = []
+    for name in args.models:
+        for variant in args.variants:
+            cmd = [sys.executable, __file__, "--one", name, variant, "--examples", str(args.examples)]
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, check=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+            )
+            seconds = float(done.stdout.strip().splitlines()[-1])
+            rows.append({"model": name, "variant": variant, "seconds_per_epoch": round(seconds, 2)})
+            logger.info("%s %s: %.2f s per epoch", name, variant, seconds)
+    result = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+        "examples_per_epoch": args.examples,
+        "rows": rows,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nSeconds per epoch of {args.examples} examples (standard preset input), {os.cpu_count()} CPUs:\n")
+    print("| Model | " + " | ".join(args.variants) + " |")
+    print("|---|" + "---:|" * len(args.variants))
+    for name in args.models:
+        cells = [next(r for r in rows if r["model"] == name and r["variant"] == v) for v in args.variants]
+        base = cells[0]["seconds_per_epoch"]
+        print(
+            f"| {name} | "
+            + " | ".join(
+                f"{c['seconds_per_epoch']:.2f}" + ("" if c is cells[0] else f" ({c['seconds_per_epoch'] / base:.1f}x)")
+                for c in cells
+            )
+            + " |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""bench/train_speed.py: every (model, variant) is timed in its own process and lands in the results file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from kws import config
+
+pytest.importorskip("kws.train")  # loads TensorFlow
+
+
+def _module():
+    path = config.PROJECT_ROOT / "bench" / "train_speed.py"
+    spec = importlib.util.spec_from_file_location("kws_bench_train_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_times_each_variant_and_writes_the_table(tmp_path, capsys) -> None:
+    out = tmp_path / "speed.json"
+    args = ["--models", "perceptron", "--variants", "default", "batch128", "--examples", "256", "--out", str(out)]
+    assert _module().main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["examples_per_epoch"] == 256
+    assert [(r["model"], r["variant"]) for r in result["rows"]] == [
+        ("perceptron", "default"),
+        ("perceptron", "batch128"),
+    ]
+    assert all(r["seconds_per_epoch"] > 0 for r in result["rows"])
+    table = capsys.readouterr().out
+    assert "| perceptron |" in table and "x)" in table  # the second variant is shown relative to the default
