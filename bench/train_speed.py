@@ -7,7 +7,9 @@ many examples as a default run sees (clean clips + one augmented copy each) for:
 - ``default``: what ``kws.train`` does (batch 64, float32, TensorFlow graph with oneDNN);
 - ``batch128``: twice the batch (fewer, larger steps);
 - ``xla``: ``jit_compile=True``, the XLA compilation that makes inference fast;
-- ``bf16``: Keras's ``mixed_bfloat16`` policy (this CPU has avx512_bf16 but no AMX).
+- ``bf16``: Keras's ``mixed_bfloat16`` policy (this CPU has avx512_bf16 but no AMX);
+- ``one_core``: TensorFlow limited to one thread. If an epoch takes less than twice as long as with every core,
+  two models trained side by side, one core each, would finish sooner than one after the other.
 
 Each variant runs in its own process, one after another, so that a policy or a compiled graph cannot leak into
 the next. Every number comes from this run.
@@ -34,19 +36,25 @@ VARIANTS = {
     "batch128": {"batch_size": 128},
     "xla": {"jit_compile": True},
     "bf16": {"policy": "mixed_bfloat16"},
+    "one_core": {"threads": 1},
 }
 
 logger = logging.getLogger("kws.bench.train_speed")
 
 
-def epoch_seconds(name: str, examples: int, batch_size: int = 64, jit_compile: bool = False, policy: str = "") -> float:
+def epoch_seconds(
+    name: str, examples: int, batch_size: int = 64, jit_compile: bool = False, policy: str = "", threads: int = 0
+) -> float:
     """Mean seconds of two timed epochs of ``name`` on random standard-preset inputs (after a short warm-up)."""
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
     from kws import features, zoo
-    from kws._tf import keras
+    from kws._tf import keras, tf
 
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     if policy:
         keras.mixed_precision.set_global_policy(policy)
     settings = features.preset("standard")

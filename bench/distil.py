@@ -1,0 +1,135 @@
+"""Experiment: does ``best`` improve when it also learns from an ensemble of the shipped models (distillation)?
+
+The recipe is ``kws.train``'s defaults, with one change: the loss is
+``alpha * cross-entropy(label) + (1 - alpha) * T^2 * KL(teachers_T || student_T)``, where ``teachers_T`` is the
+mean of the teachers' probabilities softened at temperature ``T`` (computed for every clean clip once and for
+every epoch's augmented variants as they are made) and ``student_T`` the student's softened the same way. The
+teachers default to ``cnn2``, ``cnn2_dropout`` and ``lstm`` of ``models/``: three architectures, and not ``best``
+itself, so the run can be repeated after its result replaced ``models/best.keras``.
+
+It writes an ordinary model folder; compare it with ``python bench/choose.py models OUT`` (validation only). The
+result (no gain: 3 + 24 and 3 + 27 errors for seeds 7 and 42, against 2 + 18) is in the README; this script
+exists so that anyone can check it. It is an experiment, not a training option of the app.
+
+    python bench/distil.py OUT [--seed 7] [--temperature 3] [--alpha 0.5] [--teachers cnn2 cnn2_dropout lstm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kws import config, features, train, zoo  # noqa: E402
+from kws._tf import keras, tf  # noqa: E402
+from kws.inference import load_models  # noqa: E402
+from kws.store import ModelStoreError  # noqa: E402
+
+N = len(config.LABELS)
+
+
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log(p) / T)``: the probabilities a softmax over logits / T would have given."""
+    logp = np.log(np.clip(probs, 1e-7, 1.0)) / temperature
+    e = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_loss(temperature: float, alpha: float):
+    """Loss over targets packed as ``[one-hot label | softened teacher probabilities]``."""
+
+    def distil_loss(y_true, y_pred):
+        hard, soft = y_true[:, :N], y_true[:, N:]
+        log_p = tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0))
+        ce = -tf.reduce_sum(hard * log_p, axis=1)
+        log_student_t = tf.nn.log_softmax(log_p / temperature)
+        kl = tf.reduce_sum(soft * (tf.math.log(tf.clip_by_value(soft, 1e-7, 1.0)) - log_student_t), axis=1)
+        return alpha * ce + (1 - alpha) * temperature**2 * kl
+
+    return distil_loss
+
+
+def accuracy(y_true, y_pred):
+    return tf.cast(tf.equal(tf.argmax(y_true[:, :N], 1), tf.argmax(y_pred, 1)), tf.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="folder to write the distilled best into")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--temperature", type=float, default=3.0)
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the label's cross-entropy")
+    parser.add_argument("--teachers", nargs="+", default=["cnn2", "cnn2_dropout", "lstm"])
+    parser.add_argument("--teachers-dir", default=str(config.SHIPPED_MODELS_DIR))
+    parser.add_argument("--data-dir", help="dataset folder (default: KWS_DATA_DIR)")
+    parser.add_argument("--epochs", type=int, default=train.TrainConfig.epochs)
+    parser.add_argument("--limit", type=int, help="at most this many clips per split (a quick check)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = features.preset("standard")
+    try:
+        teachers = [m for m in load_models(args.teachers_dir) if m.name in args.teachers]
+    except ModelStoreError as err:
+        parser.error(str(err))
+    if sorted(m.name for m in teachers) != sorted(args.teachers) or any(m.settings != settings for m in teachers):
+        parser.error("every teacher must exist in --teachers-dir and use the standard preset")
+
+    def pack(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        probs = np.mean([m.predict_batch(np.asarray(x)) for m in teachers], axis=0)
+        return np.concatenate([np.eye(N, dtype=np.float32)[y], soften(probs, args.temperature)], axis=1)
+
+    class DistilBatches(train._EpochBatches):
+        """The training batches of ``kws.train`` with packed targets; clean clips' teacher outputs made once."""
+
+        clean: np.ndarray | None = None
+
+        def _refresh(self) -> None:
+            epoch = max(self.epoch, 0)
+            x, y = self.data.x["train"], self.data.y["train"]
+            if DistilBatches.clean is None:
+                DistilBatches.clean = pack(x, y)
+            targets = DistilBatches.clean
+            if self.epochs.copies > 0:
+                variants = np.asarray(self.epochs.features(epoch))
+                x = np.concatenate([x, variants])
+                targets = np.concatenate([targets, pack(variants, np.tile(y, self.epochs.copies))])
+            order = self.rng.permutation(len(targets))
+            self.x, self.y = x[order], targets[order]
+            self._ready_for = epoch
+
+    def fit_one(name, data, cfg, settings, listener, shared=None):
+        keras.utils.set_random_seed(cfg.seed)
+        shape = features.shapes(settings).input_shape
+        model = zoo.build(name, shape, N, data.stats, bands=settings.n_mels)
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=make_loss(args.temperature, args.alpha),
+            metrics=[accuracy],
+        )
+        callbacks = [
+            listener,
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=cfg.patience, restore_best_weights=True, start_from_epoch=cfg.epochs // 2
+            ),
+            keras.callbacks.LearningRateScheduler(functools.partial(train.cosine_lr, cfg=cfg)),
+        ]
+        val = (data.x["validation"], pack(data.x["validation"], data.y["validation"]))
+        batches = DistilBatches(data, shared, cfg.seed, cfg.batch_size)
+        history = model.fit(batches, validation_data=val, epochs=cfg.epochs, verbose=0, callbacks=callbacks)
+        return model, dict(history.history)
+
+    train.fit_one = fit_one  # the rest of kws.train (data, augmentation, saving) is used as it is
+    cfg = train.TrainConfig(models=("best",), seed=args.seed, epochs=args.epochs, limit_per_split=args.limit)
+    train.train(cfg, args.out, data_dir=args.data_dir)
+    logging.info("wrote %s/best.keras; compare with: python bench/choose.py models %s", args.out, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
