@@ -75,9 +75,7 @@ def summary_ms(times_s: list[float]) -> dict[str, float]:
     }
 
 
-def in_blocks(
-    methods: dict[str, Callable[[], Any]], runs: int, warmup: int, rounds: int = 5
-) -> dict[str, list[float]]:
+def in_blocks(methods: dict[str, Callable[[], Any]], runs: int, warmup: int, rounds: int = 5) -> dict[str, list[float]]:
     """Time every method ``runs`` times: in ``rounds`` rounds, each method runs a block of consecutive calls
     (after ``warmup`` untimed ones the first time, two later), so every method is measured warm, as an app
     calls it, yet a change in the machine's load during the run touches all methods alike.

@@ -14,7 +14,7 @@ many examples as a default run sees (clean clips + one augmented copy each) for:
 Each variant runs in its own process, one after another, so that a policy or a compiled graph cannot leak into
 the next. Every number comes from this run.
 
-    python bench/train_speed.py [--models best cnn2] [--examples 7400] [--out bench/train_speed.json]
+    python bench/train_speed.py [--models best cnn2] [--examples 7400] [--rounds 2] [--out bench/train_speed.json]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["best", "cnn2", "lstm"], help="architectures to time")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--examples", type=int, default=7400, help="examples per epoch (default: a default run's)")
+    parser.add_argument("--rounds", type=int, default=2, help="sweeps over every (model, variant); median kept")
     parser.add_argument("--out", default=str(ROOT / "bench" / "train_speed.json"), help="results file")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)  # child process
     args = parser.parse_args(argv)
@@ -92,16 +94,25 @@ def main(argv: list[str] | None = None) -> int:
         name, variant = args.one
         print(json.dumps(epoch_seconds(name, args.examples, **VARIANTS[variant])))
         return 0
-    rows = []
-    for name in args.models:
-        for variant in args.variants:
-            cmd = [sys.executable, __file__, "--one", name, variant, "--examples", str(args.examples)]
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, check=True, env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
-            )
-            seconds = float(done.stdout.strip().splitlines()[-1])
-            rows.append({"model": name, "variant": variant, "seconds_per_epoch": round(seconds, 2)})
-            logger.info("%s %s: %.2f s per epoch", name, variant, seconds)
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):  # whole sweeps take turns, so a slow spell of the machine hits every variant
+        for name in args.models:
+            for variant in args.variants:
+                cmd = [sys.executable, __file__, "--one", name, variant, "--examples", str(args.examples)]
+                env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+                done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+                seconds = float(done.stdout.strip().splitlines()[-1])
+                times.setdefault((name, variant), []).append(seconds)
+                logger.info("%s %s: %.2f s per epoch", name, variant, seconds)
+    rows = [
+        {
+            "model": name,
+            "variant": variant,
+            "seconds_per_epoch": round(statistics.median(runs), 2),
+            "runs": [round(t, 2) for t in runs],
+        }
+        for (name, variant), runs in times.items()
+    ]
     result = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": platform.machine(),
@@ -111,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nSeconds per epoch of {args.examples} examples (standard preset input), {os.cpu_count()} CPUs:\n")
+    print(
+        f"\nSeconds per epoch of {args.examples} examples (standard preset input), {os.cpu_count()} CPUs, median of"
+        f" {args.rounds} round(s); in brackets, the time relative to default (above 1: slower):\n"
+    )
     print("| Model | " + " | ".join(args.variants) + " |")
     print("|---|" + "---:|" * len(args.variants))
     for name in args.models:
@@ -120,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {name} | "
             + " | ".join(
-                f"{c['seconds_per_epoch']:.2f}" + ("" if c is cells[0] else f" ({c['seconds_per_epoch'] / base:.1f}x)")
+                f"{c['seconds_per_epoch']:.2f}" + ("" if c is cells[0] else f" ({c['seconds_per_epoch'] / base:.2f})")
                 for c in cells
             )
             + " |"
