@@ -7,9 +7,10 @@ every epoch's augmented variants as they are made) and ``student_T`` the student
 teachers default to ``cnn2``, ``cnn2_dropout`` and ``lstm`` of ``models/``: three architectures, and not ``best``
 itself, so the run can be repeated after its result replaced ``models/best.keras``.
 
-It writes an ordinary model folder; compare it with ``python bench/choose.py models OUT`` (validation only). The
-result (no gain: 3 + 24 and 3 + 27 errors for seeds 7 and 42, against 2 + 18) is in the README; this script
-exists so that anyone can check it. It is an experiment, not a training option of the app.
+It writes an ordinary model folder, with the teachers (and their files' SHA-256) in ``best.json`` under
+``distillation``; compare it with ``python bench/choose.py models OUT`` (validation only). The results (no
+reliable gain; see the README's "What did not help ``best``") came from this script; it exists so that anyone can
+check them. It is an experiment, not a training option of the app.
 
     python bench/distil.py OUT [--seed 7] [--temperature 3] [--alpha 0.5] [--teachers cnn2 cnn2_dropout lstm]
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -26,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kws import config, features, train, zoo  # noqa: E402
+from kws import config, features, store, train, zoo  # noqa: E402
 from kws._tf import keras, tf  # noqa: E402
 from kws.inference import load_models  # noqa: E402
 from kws.store import ModelStoreError  # noqa: E402
@@ -53,6 +56,31 @@ def make_loss(temperature: float, alpha: float):
         return alpha * ce + (1 - alpha) * temperature**2 * kl
 
     return distil_loss
+
+
+def record(out: Path, teachers: list, temperature: float, alpha: float) -> dict:
+    """Add how ``out/best.keras`` was distilled to its JSON: ``train_config`` alone would read like a plain run.
+
+    Each teacher is named with its file's SHA-256 and creation date, so the exact ensemble can be found again.
+    """
+    path = Path(out) / "best.json"
+    meta = json.loads(path.read_text())
+    meta["distillation"] = {
+        "script": "bench/distil.py",
+        "temperature": temperature,
+        "alpha": alpha,
+        "teachers": [
+            {
+                "name": m.name,
+                "sha256": hashlib.sha256(m.info.keras_path.read_bytes()).hexdigest(),
+                "created": m.meta.get("created"),
+            }
+            for m in teachers
+        ],
+    }
+    meta["description"] += f" Distilled from {', '.join(m.name for m in teachers)}."
+    store.write_json_atomic(path, meta)
+    return meta["distillation"]
 
 
 def accuracy(y_true, y_pred):
@@ -127,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     train.fit_one = fit_one  # the rest of kws.train (data, augmentation, saving) is used as it is
     cfg = train.TrainConfig(models=("best",), seed=args.seed, epochs=args.epochs, limit_per_split=args.limit)
     train.train(cfg, args.out, data_dir=args.data_dir)
+    record(Path(args.out), teachers, args.temperature, args.alpha)
     logging.info("wrote %s/best.keras; compare with: python bench/choose.py models %s", args.out, args.out)
     return 0
 

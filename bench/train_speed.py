@@ -8,8 +8,9 @@ many examples as a default run sees (clean clips + one augmented copy each) for:
 - ``batch128``: twice the batch (fewer, larger steps);
 - ``xla``: ``jit_compile=True``, the XLA compilation that makes inference fast;
 - ``bf16``: Keras's ``mixed_bfloat16`` policy (this CPU has avx512_bf16 but no AMX);
-- ``one_core``: TensorFlow limited to one thread. If an epoch takes less than twice as long as with every core,
-  two models trained side by side, one core each, would finish sooner than one after the other.
+- ``one_core``: TensorFlow limited to one thread;
+- ``pair``: two such one-core trainings in two processes at the same time, each one's epoch timed. Below twice
+  the default, two models trained side by side, one core each, finish sooner than one after the other.
 
 Each variant runs in its own process, one after another, so that a policy or a compiled graph cannot leak into
 the next. Every number comes from this run.
@@ -38,6 +39,7 @@ VARIANTS = {
     "xla": {"jit_compile": True},
     "bf16": {"policy": "mixed_bfloat16"},
     "one_core": {"threads": 1},
+    "pair": {"threads": 1},  # two one-core trainings at the same time; the time is each one's epoch
 }
 
 logger = logging.getLogger("kws.bench.train_speed")
@@ -100,8 +102,14 @@ def main(argv: list[str] | None = None) -> int:
             for variant in args.variants:
                 cmd = [sys.executable, __file__, "--one", name, variant, "--examples", str(args.examples)]
                 env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
-                done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-                seconds = float(done.stdout.strip().splitlines()[-1])
+                children = [
+                    subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                    for _ in range(2 if variant == "pair" else 1)
+                ]
+                outputs = [child.communicate()[0] for child in children]
+                if any(child.returncode for child in children):
+                    raise RuntimeError(f"timing {name} {variant} failed")
+                seconds = statistics.mean(float(out.strip().splitlines()[-1]) for out in outputs)
                 times.setdefault((name, variant), []).append(seconds)
                 logger.info("%s %s: %.2f s per epoch", name, variant, seconds)
     rows = [

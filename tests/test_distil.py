@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 
@@ -54,6 +55,12 @@ def test_a_tiny_run_writes_a_model_that_choose_can_read(tmp_path) -> None:
     meta = json.loads((out / "best.json").read_text())
     assert meta["name"] == "best" and meta["epochs_run"] == 2
     assert len(meta["history"]["accuracy"]) == 2  # the packed-target accuracy is logged under the usual name
+    record = meta["distillation"]
+    assert [t["name"] for t in record["teachers"]] == ["cnn2", "cnn2_dropout", "lstm"]
+    shipped = {t["name"]: (config.SHIPPED_MODELS_DIR / f"{t['name']}.keras").read_bytes() for t in record["teachers"]}
+    assert all(t["sha256"] == hashlib.sha256(shipped[t["name"]]).hexdigest() for t in record["teachers"])
+    assert (record["temperature"], record["alpha"]) == (3.0, 0.5)
+    assert meta["description"].endswith("Distilled from cnn2, cnn2_dropout, lstm.")
 
 
 def test_a_missing_teacher_is_a_usage_error(tmp_path) -> None:

@@ -260,9 +260,7 @@ def test_a_run_in_another_process_is_shown_and_blocks_starting(runs: Path, data_
         id=jobs.new_set_name(),
         owner="dora",
         cfg=jobs.make_config(models=["lstm"], epochs=3),
-        estimate=jobs.Estimate(
-            {"reading": 1.0, "features": 1.0}, {"lstm": 10.0}, {"lstm": "cost table"}
-        ),
+        estimate=jobs.Estimate({"reading": 1.0, "features": 1.0}, {"lstm": 10.0}, {"lstm": "cost table"}),
         started=time.time(),
         state="training",
         epoch=2,

@@ -21,13 +21,14 @@ def _module():
 
 
 def test_times_each_variant_and_writes_the_table(tmp_path, capsys) -> None:
+    """Includes ``pair``, which runs two timing processes at once."""
     out = tmp_path / "speed.json"
     args = [
         "--models",
         "perceptron",
         "--variants",
         "default",
-        "batch128",
+        "pair",
         "--examples",
         "256",
         "--rounds",
@@ -40,7 +41,7 @@ def test_times_each_variant_and_writes_the_table(tmp_path, capsys) -> None:
     assert result["examples_per_epoch"] == 256
     assert [(r["model"], r["variant"]) for r in result["rows"]] == [
         ("perceptron", "default"),
-        ("perceptron", "batch128"),
+        ("perceptron", "pair"),
     ]
     assert all(r["seconds_per_epoch"] > 0 for r in result["rows"])
     line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("| perceptron |"))
