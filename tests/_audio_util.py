@@ -1,11 +1,13 @@
-"""Helpers for tests that need audio or a dataset folder but not the real dataset: everything is generated."""
+"""Helpers for tests: generated audio and dataset folders (no real data needed), and loading bench scripts."""
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile as sf
@@ -15,6 +17,15 @@ from kws.dataset import split_of
 from kws.features import FeatureSettings
 
 RATE = 16000
+
+
+def bench_script(name: str) -> ModuleType:
+    """Import ``bench/<name>.py`` (a script, not a package module) so tests can call its functions."""
+    path = config.PROJECT_ROOT / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"kws_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def real_data_dir() -> Path | None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
-from _audio_util import have_shipped_models, make_dataset
+from _audio_util import bench_script, have_shipped_models, make_dataset
 
 from kws import config
 
@@ -15,11 +14,7 @@ pytest.importorskip("kws.train")  # loads TensorFlow
 
 
 def _choose_module():
-    path = config.PROJECT_ROOT / "bench" / "choose.py"
-    spec = importlib.util.spec_from_file_location("kws_bench_choose", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("choose")
 
 
 def _row(model: str, candidate: str, val: int, stressed: int, loss: float) -> dict:

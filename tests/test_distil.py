@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 
 import numpy as np
 import pytest
-from _audio_util import have_shipped_models, make_dataset
+from _audio_util import bench_script, have_shipped_models, make_dataset
 
 from kws import config
 
@@ -16,11 +15,7 @@ pytest.importorskip("kws.train")  # loads TensorFlow
 
 
 def _module():
-    path = config.PROJECT_ROOT / "bench" / "distil.py"
-    spec = importlib.util.spec_from_file_location("kws_bench_distil", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("distil")
 
 
 def test_soften_matches_a_softmax_over_scaled_logits() -> None:

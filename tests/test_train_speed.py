@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
-
-from kws import config
+from _audio_util import bench_script
 
 pytest.importorskip("kws.train")  # loads TensorFlow
 
 
 def _module():
-    path = config.PROJECT_ROOT / "bench" / "train_speed.py"
-    spec = importlib.util.spec_from_file_location("kws_bench_train_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("train_speed")
 
 
 def test_times_each_variant_and_writes_the_table(tmp_path, capsys) -> None:
