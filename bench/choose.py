@@ -6,7 +6,12 @@ candidates often tie. This script adds a harder view of the same speakers: each 
 seed), and picks, per architecture, the candidate with the fewest errors over all of them; ties go to the
 lower validation log-loss. The test split is never read.
 
-    python bench/choose.py models /path/to/run1 /path/to/run2 [--json out.json]
+With ``--incumbent DIR`` (usually ``models``), a model already shipped is replaced only when the winner beats it
+by more than chance: an exact one-sided McNemar test on the clips exactly one of the two gets wrong must give
+p < ``--alpha`` (0.05). Two stressed clips of 2,020 once replaced a shipped ``best`` that then did worse on the
+test speakers.
+
+    python bench/choose.py models /path/to/run1 /path/to/run2 [--incumbent models] [--json out.json]
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ def score_candidates(dirs: list[Path], data_dir: Path | None, copies: int, seed:
                     "stressed_errors": int((stressed.argmax(1) != np.tile(y, copies)).sum()),
                     "validation_log_loss": round(log_loss(clean, y), 5),
                     "clips": len(y) * (1 + copies),
+                    # which of the clips (clean, then stressed) it got wrong, for the paired test
+                    "_wrong": np.concatenate([clean.argmax(1) != y, stressed.argmax(1) != np.tile(y, copies)]),
                 }
             )
     return rows
@@ -84,6 +91,32 @@ def choose(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return best
 
 
+def mcnemar_p(incumbent_wrong: np.ndarray, challenger_wrong: np.ndarray) -> float:
+    """One-sided exact McNemar test: the chance of the challenger winning at least this often on the clips where
+    exactly one of the two errs, were both equally good."""
+    from scipy.stats import binomtest
+
+    won = int((incumbent_wrong & ~challenger_wrong).sum())
+    lost = int((challenger_wrong & ~incumbent_wrong).sum())
+    return 1.0 if won + lost == 0 else float(binomtest(won, won + lost, 0.5, alternative="greater").pvalue)
+
+
+def keep_incumbent(
+    rows: list[dict[str, Any]], chosen: dict[str, dict[str, Any]], incumbent: str, alpha: float
+) -> dict[str, dict[str, Any]]:
+    """Per model, the incumbent's row unless ``chosen`` beats it significantly (sets ``p_vs_incumbent``)."""
+    result = dict(chosen)
+    for name, winner in chosen.items():
+        held = next((r for r in rows if r["model"] == name and r["candidate"] == incumbent), None)
+        if held is None or winner is held:
+            continue
+        p = mcnemar_p(held["_wrong"], winner["_wrong"])
+        winner["p_vs_incumbent"] = round(p, 4)
+        if p >= alpha:
+            result[name] = held
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("candidates", nargs="+", type=Path, help="model folders (each like models/)")
@@ -91,19 +124,30 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=4, help="stressed variants per validation clip")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--json", type=Path, default=None, help="also write every row and the choice here")
+    parser.add_argument("--incumbent", type=Path, help="the shipped folder: replaced only on a significant margin")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level for --incumbent")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rows = score_candidates(args.candidates, args.data_dir, args.copies, args.seed)
+    candidates = args.candidates + (
+        [args.incumbent] if args.incumbent and args.incumbent not in args.candidates else []
+    )
+    rows = score_candidates(candidates, args.data_dir, args.copies, args.seed)
     chosen = choose(rows)
+    if args.incumbent:
+        chosen = keep_incumbent(rows, chosen, str(args.incumbent), args.alpha)
     print(f"{'model':13} {'candidate':28} {'preset':9} {'val err':>7} {'stressed err':>12} {'val loss':>9}")
     for row in sorted(rows, key=lambda r: (r["model"], r["candidate"])):
         mark = " <- chosen" if chosen[row["model"]] is row else ""
+        if "p_vs_incumbent" in row:
+            mark += f" (p = {row['p_vs_incumbent']:.3f} against {args.incumbent})"
         print(
             f"{row['model']:13} {row['candidate'][-28:]:28} {row['preset']:9} {row['validation_errors']:7d} "
             f"{row['stressed_errors']:12d} {row['validation_log_loss']:9.4f}{mark}"
         )
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "chosen": chosen}, indent=2))
+        public = [{k: v for k, v in r.items() if k != "_wrong"} for r in rows]
+        picked = {name: public[next(i for i, r in enumerate(rows) if r is row)] for name, row in chosen.items()}
+        args.json.write_text(json.dumps({"rows": public, "chosen": picked}, indent=2))
 
 
 if __name__ == "__main__":

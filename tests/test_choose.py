@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _audio_util import bench_script, have_shipped_models, make_dataset
 
@@ -68,3 +70,41 @@ def test_candidates_are_scored_on_validation_clips_only(tmp_path: Path, monkeypa
     a, b = (r for r in rows if r["model"] == "perceptron")
     assert (a["validation_errors"], a["stressed_errors"]) == (b["validation_errors"], b["stressed_errors"])
     assert set(module.choose(rows)) == set(names)
+
+
+def test_mcnemar_counts_only_the_clips_where_the_two_disagree() -> None:
+    p = _choose_module().mcnemar_p
+    never, always = np.zeros(20, bool), np.ones(20, bool)
+    assert p(always, always) == 1.0  # both wrong everywhere: no evidence either way
+    incumbent = np.zeros(20, bool)
+    incumbent[:8] = True  # the challenger fixes 8 clips and breaks none
+    assert p(incumbent, never) == pytest.approx(0.5**8)
+    challenger = np.zeros(20, bool)
+    challenger[8:13] = True  # ...or fixes 8 and breaks 5
+    assert p(incumbent, challenger) == pytest.approx(sum(math.comb(13, k) for k in range(8, 14)) / 2**13)
+
+
+def test_a_shipped_model_is_replaced_only_on_a_significant_margin() -> None:
+    module = _choose_module()
+
+    def row(model: str, candidate: str, wrong: np.ndarray) -> dict:
+        return _row(model, candidate, 0, int(wrong.sum()), 0.01) | {"_wrong": wrong}
+
+    base = np.zeros(2525, bool)
+    base[:18] = True
+    close = np.zeros(2525, bool)
+    close[2:18] = True  # two errors fewer: what once replaced a shipped best
+    far = np.zeros(2525, bool)
+    far[16:18] = True  # sixteen fewer
+    rows = [
+        row("best", "models", base),
+        row("best", "run", close),
+        row("cnn2", "models", base),
+        row("cnn2", "run", far),
+    ]
+    chosen = module.choose(rows)
+    assert {n: r["candidate"] for n, r in chosen.items()} == {"best": "run", "cnn2": "run"}
+    kept = module.keep_incumbent(rows, chosen, "models", alpha=0.05)
+    assert {n: r["candidate"] for n, r in kept.items()} == {"best": "models", "cnn2": "run"}
+    assert rows[1]["p_vs_incumbent"] == pytest.approx(0.25)  # 2 fixed, 0 broken
+    assert rows[3]["p_vs_incumbent"] < 0.001
