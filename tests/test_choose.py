@@ -108,3 +108,20 @@ def test_a_shipped_model_is_replaced_only_on_a_significant_margin() -> None:
     assert {n: r["candidate"] for n, r in kept.items()} == {"best": "models", "cnn2": "run"}
     assert rows[1]["p_vs_incumbent"] == pytest.approx(0.25)  # 2 fixed, 0 broken
     assert rows[3]["p_vs_incumbent"] < 0.001
+
+
+def test_a_significant_win_with_more_clean_errors_keeps_the_shipped_model() -> None:
+    """Fewer stressed errors can come from training on more of the augmentation they are made with."""
+    module = _choose_module()
+    held_wrong = np.zeros(2525, bool)
+    held_wrong[505:605] = True  # 100 stressed errors, no clean ones
+    new_wrong = np.zeros(2525, bool)
+    new_wrong[:3] = True  # 3 clean errors, no stressed ones
+    rows = [
+        _row("perceptron", "models", 0, 100, 0.4) | {"_wrong": held_wrong},
+        _row("perceptron", "run", 3, 0, 0.4) | {"_wrong": new_wrong},
+    ]
+    chosen = module.choose(rows)
+    assert chosen["perceptron"]["candidate"] == "run"
+    kept = module.keep_incumbent(rows, chosen, "models", alpha=0.05)
+    assert kept["perceptron"]["candidate"] == "models" and rows[1]["p_vs_incumbent"] < 0.001
