@@ -61,18 +61,20 @@ def score_candidates(dirs: list[Path], data_dir: Path | None, copies: int, seed:
                     dataset.featurize(list(stressed), model.settings),
                 )
             clean_x, stressed_x = inputs[model.settings]
-            clean, stressed = model.predict_batch(clean_x), model.predict_batch(stressed_x)
+            clean = model.predict_batch(clean_x)
+            clean_wrong = clean.argmax(1) != y
+            stressed_wrong = model.predict_batch(stressed_x).argmax(1) != np.tile(y, copies)
             rows.append(
                 {
                     "model": model.name,
                     "candidate": str(folder),
                     "preset": model.settings.name,
-                    "validation_errors": int((clean.argmax(1) != y).sum()),
-                    "stressed_errors": int((stressed.argmax(1) != np.tile(y, copies)).sum()),
+                    "validation_errors": int(clean_wrong.sum()),
+                    "stressed_errors": int(stressed_wrong.sum()),
                     "validation_log_loss": round(log_loss(clean, y), 5),
                     "clips": len(y) * (1 + copies),
                     # which of the clips (clean, then stressed) it got wrong, for the paired test
-                    "_wrong": np.concatenate([clean.argmax(1) != y, stressed.argmax(1) != np.tile(y, copies)]),
+                    "_wrong": np.concatenate([clean_wrong, stressed_wrong]),
                 }
             )
     return rows
@@ -151,9 +153,12 @@ def main() -> None:
             f"{row['stressed_errors']:12d} {row['validation_log_loss']:9.4f}{mark}"
         )
     if args.json:
-        public = [{k: v for k, v in r.items() if k != "_wrong"} for r in rows]
-        picked = {name: public[next(i for i, r in enumerate(rows) if r is row)] for name, row in chosen.items()}
-        args.json.write_text(json.dumps({"rows": public, "chosen": picked}, indent=2))
+
+        def public(row: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in row.items() if k != "_wrong"}  # the mask is for the test, not the record
+
+        out = {"rows": [public(r) for r in rows], "chosen": {name: public(r) for name, r in chosen.items()}}
+        args.json.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

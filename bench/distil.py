@@ -18,7 +18,6 @@ check them. It is an experiment, not a training option of the app.
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import json
 import logging
@@ -140,16 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             loss=make_loss(args.temperature, args.alpha),
             metrics=[accuracy],
         )
-        callbacks = [
-            listener,
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=cfg.patience, restore_best_weights=True, start_from_epoch=cfg.epochs // 2
-            ),
-            keras.callbacks.LearningRateScheduler(functools.partial(train.cosine_lr, cfg=cfg)),
-        ]
         val = (data.x["validation"], pack(data.x["validation"], data.y["validation"]))
         batches = DistilBatches(data, shared, cfg.seed, cfg.batch_size)
-        history = model.fit(batches, validation_data=val, epochs=cfg.epochs, verbose=0, callbacks=callbacks)
+        history = model.fit(
+            batches, validation_data=val, epochs=cfg.epochs, verbose=0, callbacks=train.fit_callbacks(cfg, listener)
+        )
         return model, dict(history.history)
 
     train.fit_one = fit_one  # the rest of kws.train (data, augmentation, saving) is used as it is

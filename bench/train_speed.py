@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # kws is imported where it is needed: the parent process never loads TensorFlow
 VARIANTS = {
     "default": {},
     "batch128": {"batch_size": 128},
@@ -51,7 +51,6 @@ def epoch_seconds(
     """Mean seconds of two timed epochs of ``name`` on random standard-preset inputs (after a short warm-up)."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
     from kws import features, zoo
     from kws._tf import keras, tf
 
@@ -96,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         name, variant = args.one
         print(json.dumps(epoch_seconds(name, args.examples, **VARIANTS[variant])))
         return 0
+    from kws.cli import _load_bench  # bench/bench.py, loaded by path as `python -m kws bench` does
+
+    machine = _load_bench().machine()  # at the start, as the main benchmark records it
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):  # whole sweeps take turns, so a slow spell of the machine hits every variant
         for name in args.models:
@@ -112,20 +114,19 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = statistics.mean(float(out.strip().splitlines()[-1]) for out in outputs)
                 times.setdefault((name, variant), []).append(seconds)
                 logger.info("%s %s: %.2f s per epoch", name, variant, seconds)
+    median = {key: round(statistics.median(runs), 2) for key, runs in times.items()}
     rows = [
         {
             "model": name,
             "variant": variant,
-            "seconds_per_epoch": round(statistics.median(runs), 2),
+            "seconds_per_epoch": median[name, variant],
             "runs": [round(t, 2) for t in runs],
         }
         for (name, variant), runs in times.items()
     ]
     result = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg()[0],
+        "machine": machine,
         "examples_per_epoch": args.examples,
         "rows": rows,
     }
@@ -137,16 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| Model | " + " | ".join(args.variants) + " |")
     print("|---|" + "---:|" * len(args.variants))
     for name in args.models:
-        cells = [next(r for r in rows if r["model"] == name and r["variant"] == v) for v in args.variants]
-        base = cells[0]["seconds_per_epoch"]
-        print(
-            f"| {name} | "
-            + " | ".join(
-                f"{c['seconds_per_epoch']:.2f}" + ("" if c is cells[0] else f" ({c['seconds_per_epoch'] / base:.2f})")
-                for c in cells
-            )
-            + " |"
-        )
+        base, *others = (median[name, v] for v in args.variants)
+        print(f"| {name} | " + " | ".join([f"{base:.2f}"] + [f"{t:.2f} ({t / base:.2f})" for t in others]) + " |")
     return 0
 
 

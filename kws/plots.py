@@ -44,8 +44,11 @@ def waveform(samples: np.ndarray, sample_rate: int, window: tuple[float, float] 
     return _layout(fig, title)
 
 
-def _time_heatmap(z: np.ndarray, settings: FeatureSettings, title: str, row: str, unit: str) -> go.Figure:
-    """``z`` (frames, rows) as an image: time (s) across, ``row`` index up, value as colour."""
+def _time_heatmap(
+    z: np.ndarray, settings: FeatureSettings, title: str, row: str, unit: str, axis: str | None = None
+) -> go.Figure:
+    """``z`` (frames, rows) as an image: time (s) across, ``row`` index up (titled ``axis``, default ``row``),
+    value as colour."""
     times = shapes(settings).frame_times(settings)
     fig = go.Figure(
         go.Heatmap(
@@ -58,15 +61,13 @@ def _time_heatmap(z: np.ndarray, settings: FeatureSettings, title: str, row: str
         )
     )
     fig.update_xaxes(title="time (s)")
-    fig.update_yaxes(title=row)
+    fig.update_yaxes(title=axis or row)
     return _layout(fig, title, height=300)
 
 
 def mfcc_heatmap(feats: np.ndarray, settings: FeatureSettings, title: str = "MFCC spectrogram") -> go.Figure:
     """MFCCs as an image: time (s) across, coefficient index up, value as colour."""
-    fig = _time_heatmap(feats, settings, title, "coefficient", "value")
-    fig.update_yaxes(title="MFCC coefficient")
-    return fig
+    return _time_heatmap(feats, settings, title, "coefficient", "value", axis="MFCC coefficient")
 
 
 def log_mel_heatmap(

@@ -380,6 +380,23 @@ def fit_one(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    variants = shared or AugmentedEpochs(data, settings, cfg)
+    try:
+        history = model.fit(
+            _EpochBatches(data, variants, cfg.seed, cfg.batch_size),
+            validation_data=(data.x["validation"], data.y["validation"]),
+            epochs=cfg.epochs,
+            verbose=0,
+            callbacks=fit_callbacks(cfg, listener),
+        )
+    finally:
+        if shared is None:
+            variants.close()
+    return model, history.history
+
+
+def fit_callbacks(cfg: TrainConfig, listener: keras.callbacks.Callback) -> list[keras.callbacks.Callback]:
+    """Progress, early stopping (restoring the best weights) and the learning-rate schedule of ``cfg``."""
     callbacks = [
         listener,
         # under a cosine schedule the best epochs come last: stop early only in its second half
@@ -396,19 +413,7 @@ def fit_one(
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2))
         )
-    variants = shared or AugmentedEpochs(data, settings, cfg)
-    try:
-        history = model.fit(
-            _EpochBatches(data, variants, cfg.seed, cfg.batch_size),
-            validation_data=(data.x["validation"], data.y["validation"]),
-            epochs=cfg.epochs,
-            verbose=0,
-            callbacks=callbacks,
-        )
-    finally:
-        if shared is None:
-            variants.close()
-    return model, history.history
+    return callbacks
 
 
 def cosine_lr(epoch: int, lr: float = 0.0, *, cfg: TrainConfig) -> float:

@@ -33,6 +33,7 @@ def test_times_each_variant_and_writes_the_table(tmp_path, capsys) -> None:
     assert _module().main(args) == 0
     result = json.loads(out.read_text())
     assert result["examples_per_epoch"] == 256
+    assert result["machine"]["cpu_count"] >= 1  # recorded by bench.py's machine(), at the start
     assert [(r["model"], r["variant"]) for r in result["rows"]] == [
         ("perceptron", "default"),
         ("perceptron", "pair"),
