@@ -12,6 +12,9 @@ exactly one of the two gets wrong must give p < ``--alpha`` (0.05). Two stressed
 shipped ``best`` that then did worse on the test speakers; and the stressed clips alone can favour a run that
 saw more of the very augmentation they are made with, at the cost of real recordings.
 
+A model refitted on train + validation (``train --fit-on train+validation``) has learnt the very clips this
+script scores, so it is skipped with a warning; compare its recipe through a run of that recipe on the train split.
+
     python bench/choose.py models /path/to/run1 /path/to/run2 [--incumbent models] [--json out.json]
 """
 
@@ -42,6 +45,11 @@ def validation_clips(data_dir: Path | None) -> tuple[list[np.ndarray], np.ndarra
     return waves.clips, np.array([it.label_index for it in waves.items])
 
 
+def learnt_validation(meta: dict[str, Any]) -> bool:
+    """Whether a model was fitted on the validation clips too (a refit): its validation score means nothing."""
+    return "validation" in str(meta.get("fit_on", "train")).split("+")
+
+
 def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
 
@@ -53,6 +61,9 @@ def score_candidates(dirs: list[Path], data_dir: Path | None, copies: int, seed:
     rows = []
     for folder in dirs:
         for model in load_models(folder):
+            if learnt_validation(model.meta):
+                logging.warning("%s in %s learnt from the validation clips (a refit): skipped", model.name, folder)
+                continue
             if model.settings not in inputs:
                 windows = batch_windows(clips, model.settings)
                 stressed = augment(windows, np.random.default_rng(seed), copies, speed=TrainConfig.speed)

@@ -168,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kws.train import Progress, TrainConfig, train
 
     options: dict[str, Any] = {"preset": args.preset, "augment": not args.no_augment}
-    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks"):
+    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks", "patience", "fit_on"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.lr is not None:
@@ -396,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, metavar="F", help="speed perturbation: rates in 1 ± F (0 = off)")
     p.add_argument("--masks", type=int, metavar="N", help="SpecAugment: N time and N coefficient masks per variant")
     p.add_argument("--schedule", choices=list(config.SCHEDULES), help="learning-rate schedule")
+    p.add_argument(
+        "--patience", type=int, metavar="N", help="early stopping after N epochs without progress (0 = off, keep the last)"
+    )
+    p.add_argument(
+        "--fit-on",
+        choices=list(config.FIT_ON),
+        help="train+validation: final refit of a recipe chosen on validation (no early stopping, no validation score)",
+    )
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_train)
 

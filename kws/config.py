@@ -21,6 +21,10 @@ ARCHITECTURES: dict[str, str] = {
 #: Learning-rate schedules ``kws.train`` knows; the first is the default.
 SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
 
+#: What a model may be fitted on; the first is the default. The second is the final refit once a recipe has been
+#: chosen on validation: more speakers, but no validation score of its own.
+FIT_ON: tuple[str, ...] = ("train", "train+validation")
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Shipped models: committed to git, never overwritten by a retrain.

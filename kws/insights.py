@@ -46,6 +46,7 @@ COLUMN_TITLES: dict[str, str] = {
     "epochs": "epochs",
     "overfit_gap": "train − val accuracy",
     "preset": "features",
+    "fit_on": "learnt from",
 }
 
 
@@ -78,6 +79,8 @@ def comparison_rows(infos: Sequence[ModelInfo], latency_ms: Mapping[str, float] 
                 "epochs": epochs,
                 "overfit_gap": overfit_gap(history),
                 "preset": meta["feature_settings"]["name"],
+                # a final refit also learnt the validation speakers: it has no validation curve or gap
+                "fit_on": str(meta.get("fit_on", "train")).replace("+", " + "),
             }
         )
     return rows

@@ -42,6 +42,8 @@ class TrainConfig:
     learning_rate: float = 2e-3
     augment: bool = True
     augment_copies: int = 1
+    #: Epochs without a lower validation loss before stopping (the best weights are then restored); 0: no
+    #: early stopping, keep the last epoch's weights.
     patience: int = 6
     #: "cosine": warm up for one epoch, then decay to ~0 by the last epoch; "plateau": halve on a stalled
     #: validation loss.
@@ -53,6 +55,19 @@ class TrainConfig:
     seed: int = 42
     #: At most this many clips per split (None: all); tests use it for tiny runs.
     limit_per_split: int | None = None
+    #: The splits the model learns from: "train", or "train+validation" for the final refit once a recipe has
+    #: been chosen on validation (more speakers; nothing is then held out to watch, so no early stopping: the
+    #: cosine schedule runs to its end and the last weights are kept).
+    fit_on: str = config.FIT_ON[0]
+
+    @property
+    def fit_splits(self) -> tuple[str, ...]:
+        return tuple(self.fit_on.split("+"))
+
+    @property
+    def holds_out_validation(self) -> bool:
+        """Whether the validation clips stay unseen (early stopping and validation scores need them)."""
+        return "validation" not in self.fit_splits
 
     @property
     def variants_per_clip(self) -> int:
@@ -66,8 +81,14 @@ class TrainConfig:
             raise ValueError("epochs and batch size must be positive and the learning rate in (0, 1)")
         if self.schedule not in config.SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose from: {', '.join(config.SCHEDULES)}")
-        if not 0 <= self.speed < 0.5 or self.masks < 0 or self.augment_copies < 0:
-            raise ValueError("speed must be in [0, 0.5), masks and copies non-negative")
+        if not 0 <= self.speed < 0.5 or self.masks < 0 or self.augment_copies < 0 or self.patience < 0:
+            raise ValueError("speed must be in [0, 0.5), masks, copies and patience non-negative")
+        if self.fit_on not in config.FIT_ON:
+            raise ValueError(f"unknown fit_on {self.fit_on!r}; choose from: {', '.join(config.FIT_ON)}")
+        if not self.holds_out_validation:
+            if self.schedule != "cosine":
+                raise ValueError("the plateau schedule watches the validation loss; a refit needs the cosine one")
+            object.__setattr__(self, "patience", 0)  # nothing held out to stop on; recorded as it ran
 
 
 @dataclass
@@ -221,6 +242,8 @@ class _Data:
     fingerprint: str
     skipped: list[tuple[str, str]]
     train_windows: np.ndarray  # 1-second training windows, re-augmented every epoch
+    #: Clips per split of the dataset; ``x["train"]`` holds every clip fitted on (train + validation in a refit).
+    split_counts: dict[str, int] = field(default_factory=dict)
 
 
 class AugmentedEpochs:
@@ -336,7 +359,10 @@ def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[data
 
 
 def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | None, progress: Progress) -> _Data:
-    """Read the clips and featurize each split; keep the training windows for fresh augmentation."""
+    """Read the clips and featurize each split; keep the training windows for fresh augmentation.
+
+    ``x["train"]`` is what the model learns from: the train split, plus the validation split in a refit.
+    """
     items = _limit(dataset.scan(data_dir), cfg.limit_per_split, cfg.seed)
     waves = dataset.load_waveforms(items, progress.on_stage)
     splits = np.array([it.split for it in waves.items])
@@ -347,8 +373,13 @@ def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | N
         idx = np.flatnonzero(splits == split)
         x[split] = dataset.featurize([waves.clips[i] for i in idx], settings, progress.on_stage)
         y[split] = labels[idx]
+    counts = {split: len(y[split]) for split in dataset.SPLITS}
+    if not cfg.holds_out_validation:
+        x["train"] = np.concatenate([x[s] for s in cfg.fit_splits])
+        y["train"] = np.concatenate([y[s] for s in cfg.fit_splits])
+    # same order as x["train"]: each split's clips in scan order
+    train_idx = np.concatenate([np.flatnonzero(splits == s) for s in cfg.fit_splits])
     flat = x["train"].reshape(-1, x["train"].shape[-1])
-    train_idx = np.flatnonzero(splits == "train")
     return _Data(
         x=x,
         y=y,
@@ -356,6 +387,7 @@ def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | N
         fingerprint=dataset.fingerprint(items),
         skipped=[(str(p), r) for p, r in waves.skipped],
         train_windows=batch_windows([waves.clips[i] for i in train_idx], settings),
+        split_counts=counts,
     )
 
 
@@ -384,7 +416,7 @@ def fit_one(
     try:
         history = model.fit(
             _EpochBatches(data, variants, cfg.seed, cfg.batch_size),
-            validation_data=(data.x["validation"], data.y["validation"]),
+            validation_data=(data.x["validation"], data.y["validation"]) if cfg.holds_out_validation else None,
             epochs=cfg.epochs,
             verbose=0,
             callbacks=fit_callbacks(cfg, listener),
@@ -397,16 +429,17 @@ def fit_one(
 
 def fit_callbacks(cfg: TrainConfig, listener: keras.callbacks.Callback) -> list[keras.callbacks.Callback]:
     """Progress, early stopping (restoring the best weights) and the learning-rate schedule of ``cfg``."""
-    callbacks = [
-        listener,
+    callbacks: list[keras.callbacks.Callback] = [listener]
+    if cfg.patience > 0 and cfg.holds_out_validation:
         # under a cosine schedule the best epochs come last: stop early only in its second half
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=cfg.patience,
-            restore_best_weights=True,
-            start_from_epoch=cfg.epochs // 2 if cfg.schedule == "cosine" else 2,
-        ),
-    ]
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=cfg.patience,
+                restore_best_weights=True,
+                start_from_epoch=cfg.epochs // 2 if cfg.schedule == "cosine" else 2,
+            )
+        )
     if cfg.schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(functools.partial(cosine_lr, cfg=cfg)))
     else:
@@ -439,15 +472,19 @@ def build_meta(
         "size_bytes": 0,
         "test_accuracy": scores.accuracy,
         "test_clips": scores.n,
-        # of the weights kept (early stopping restores the lowest validation loss, not the best accuracy)
-        "validation_accuracy": score(model, data.x["validation"], data.y["validation"]).accuracy,
+        # of the weights kept (early stopping restores the lowest validation loss, not the best accuracy);
+        # none for a refit, which learnt from those clips
+        "validation_accuracy": (
+            score(model, data.x["validation"], data.y["validation"]).accuracy if cfg.holds_out_validation else None
+        ),
+        "fit_on": cfg.fit_on,
         "per_class_accuracy": scores.per_class,
         "confusion": scores.confusion,
         "history": {k: [float(v) for v in vals] for k, vals in history.items() if k != "learning_rate"},
         "epochs_run": len(history.get("loss", [])),
         "train_seconds": round(seconds, 2),
         "dataset_fingerprint": data.fingerprint,
-        "split_counts": {s: int(len(data.y[s])) for s in dataset.SPLITS},
+        "split_counts": {s: int(n) for s, n in data.split_counts.items()},
         # clean clips plus the fresh augmented variants seen each epoch: what a per-example time rate divides by
         "examples_per_epoch": int(len(data.y["train"]) * (1 + cfg.variants_per_clip)),
         "train_config": asdict(cfg) | {"models": list(cfg.models)},

@@ -50,7 +50,10 @@ curves = insights.histories(infos, shown)
 left, right = st.columns(2)
 left.plotly_chart(plots.training_curves(curves, "accuracy"), key="compare_curves_accuracy")
 right.plotly_chart(plots.training_curves(curves, "loss"), key="compare_curves_loss")
-st.caption("Solid: training; dashed: validation. A widening gap is a model learning its training speakers by heart.")
+st.caption(
+    "Solid: training; dashed: validation. A widening gap is a model learning its training speakers by heart. "
+    "A model refitted on train + validation has no validation curve: it learnt those speakers too."
+)
 
 st.subheader("Accuracy against cost")
 axes = {"latency_ms": "latency per clip", "params": "parameters"} if latency else {"params": "parameters"}

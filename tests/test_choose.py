@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_fewest_errors_win_and_ties_go_to_the_lower_loss() -> None:
     assert {name: row["candidate"] for name, row in chosen.items()} == {"cnn1": "b", "best": "b", "lstm": "a"}
 
 
-def test_candidates_are_scored_on_validation_clips_only(tmp_path: Path, monkeypatch) -> None:
+def test_candidates_are_scored_on_validation_clips_only(tmp_path: Path, monkeypatch, caplog) -> None:
     if not have_shipped_models():
         pytest.skip("no shipped models in models/")
     module = _choose_module()
@@ -51,6 +52,10 @@ def test_candidates_are_scored_on_validation_clips_only(tmp_path: Path, monkeypa
     other.mkdir()
     for suffix in (".keras", ".json"):
         shutil.copy2(config.SHIPPED_MODELS_DIR / f"perceptron{suffix}", other / f"perceptron{suffix}")
+    # a refit learnt the validation clips: nothing is left to score it on
+    shutil.copy2(config.SHIPPED_MODELS_DIR / "lstm.keras", other / "lstm.keras")
+    meta = json.loads((config.SHIPPED_MODELS_DIR / "lstm.json").read_text())
+    (other / "lstm.json").write_text(json.dumps(meta | {"fit_on": "train+validation"}))
     read_splits: set[str] = set()
     original = module.dataset.load_waveforms
 
@@ -62,7 +67,11 @@ def test_candidates_are_scored_on_validation_clips_only(tmp_path: Path, monkeypa
     rows = module.score_candidates([config.SHIPPED_MODELS_DIR, other], tmp_path / "data", copies=2, seed=0)
     assert read_splits == {"validation"}
     names = [r["model"] for r in rows]
-    assert names.count("perceptron") == 2 and len(names) == len(list(config.SHIPPED_MODELS_DIR.glob("*.json"))) + 1
+    shipped = [json.loads(p.read_text()) for p in config.SHIPPED_MODELS_DIR.glob("*.json")]
+    assert names.count("perceptron") == 2
+    assert len(names) == sum(not module.learnt_validation(m) for m in shipped) + 1
+    assert not any(r["model"] == "lstm" and r["candidate"] == str(other) for r in rows)
+    assert f"lstm in {other} learnt from the validation clips" in caplog.text
     for row in rows:
         assert row["clips"] == 6 * 3  # 2 speakers x 3 words, plus 2 stressed copies of each
         assert 0 <= row["validation_errors"] <= 6 and 0 <= row["stressed_errors"] <= 12

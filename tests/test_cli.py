@@ -190,6 +190,31 @@ def test_train_then_predict(tmp_path, monkeypatch, capsys) -> None:
     assert [m["name"] for m in json.loads(capsys.readouterr().out)["models"]] == ["perceptron"]
 
 
+def test_refit_learns_from_train_and_validation_and_claims_no_validation_score(tmp_path, monkeypatch, capsys) -> None:
+    """``--fit-on train+validation``: the final refit of a chosen recipe; the test split stays unseen."""
+    pytest.importorskip("kws.train")
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "data", per_split=2)
+    out_dir = tmp_path / "models"
+    args = ["train", "--models", "perceptron", "--epochs", "2", "--copies", "1", "--batch-size", "8", "--seed", "1"]
+    args += ["--fit-on", "train+validation", "--out", str(out_dir), "--data-dir", str(tmp_path / "data")]
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "[1/1 perceptron] epoch 2/2" in err and "val_loss" not in err
+    meta = json.loads((out_dir / "perceptron.json").read_text())
+    assert meta["fit_on"] == meta["train_config"]["fit_on"] == "train+validation"
+    assert meta["validation_accuracy"] is None and not any(k.startswith("val_") for k in meta["history"])
+    assert meta["train_config"]["patience"] == 0 and meta["epochs_run"] == 2
+    counts = meta["split_counts"]
+    assert counts == {"train": 6, "validation": 6, "test": 6}  # the dataset's splits, as they are
+    # every train and validation clip, each with one augmented variant per epoch; scored on the test split only
+    assert meta["examples_per_epoch"] == 2 * (counts["train"] + counts["validation"])
+    assert meta["test_clips"] == counts["test"]
+    refused = ["train", "--fit-on", "train+validation", "--schedule", "plateau", "--data-dir", str(tmp_path / "data")]
+    assert cli.main(refused) == 2
+    assert "cosine" in capsys.readouterr().err
+
+
 def test_internal_error_is_one_line_exit_1(monkeypatch, capsys) -> None:
     def boom(args):
         raise RuntimeError("something broke\non two lines")

@@ -36,7 +36,9 @@ def fake_info(name: str, history: dict | None = None) -> SimpleNamespace:
 
 
 def test_comparison_rows_come_from_metadata_one_per_model() -> None:
-    rows = insights.comparison_rows([fake_info("a"), fake_info("b", history={})], {"a": 1.5})
+    refit = fake_info("b", history={"accuracy": [0.5, 0.99]})
+    refit.meta["fit_on"] = "train+validation"
+    rows = insights.comparison_rows([fake_info("a"), refit], {"a": 1.5})
     assert [r["model"] for r in rows] == ["a", "b"]
     a, b = rows
     assert a["params"] == 1234 and a["size_kb"] == 2.0 and a["accuracy"] == 0.9
@@ -44,6 +46,7 @@ def test_comparison_rows_come_from_metadata_one_per_model() -> None:
     assert a["latency_ms"] == 1.5 and b["latency_ms"] is None  # unmeasured stays empty, not zero
     assert a["train_s"] == 12.3 and a["epochs"] == 2 and a["preset"] == "standard"
     assert a["overfit_gap"] == pytest.approx(0.19) and b["overfit_gap"] is None
+    assert (a["fit_on"], b["fit_on"]) == ("train", "train + validation")  # metadata without the key: train
     assert set(insights.COLUMN_TITLES) <= set(a)
 
 

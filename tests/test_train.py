@@ -82,6 +82,24 @@ def test_bad_recipe_values_are_refused() -> None:
         train.TrainConfig(schedule="step")
     with pytest.raises(ValueError, match="speed"):
         train.TrainConfig(speed=0.7)
+    with pytest.raises(ValueError, match="patience"):
+        train.TrainConfig(patience=-1)
+    with pytest.raises(ValueError, match="fit_on"):
+        train.TrainConfig(fit_on="all")
+    with pytest.raises(ValueError, match="plateau"):
+        train.TrainConfig(fit_on="train+validation", schedule="plateau")
+
+
+def test_early_stopping_needs_held_out_clips_and_a_patience() -> None:
+    def stops_early(cfg: train.TrainConfig) -> bool:
+        callbacks = train.fit_callbacks(cfg, train.keras.callbacks.Callback())
+        return any(isinstance(c, train.keras.callbacks.EarlyStopping) for c in callbacks)
+
+    assert stops_early(train.TrainConfig())
+    assert not stops_early(train.TrainConfig(patience=0))
+    refit = train.TrainConfig(fit_on="train+validation")
+    assert refit.fit_splits == ("train", "validation") and not refit.holds_out_validation
+    assert refit.patience == 0 and not stops_early(refit)  # recorded as it runs: nothing held out to stop on
 
 
 def test_saved_model_has_no_optimizer_state_and_predicts_the_same(tmp_path: Path) -> None:
