@@ -45,11 +45,6 @@ def validation_clips(data_dir: Path | None) -> tuple[list[np.ndarray], np.ndarra
     return waves.clips, np.array([it.label_index for it in waves.items])
 
 
-def learnt_validation(meta: dict[str, Any]) -> bool:
-    """Whether a model was fitted on the validation clips too (a refit): its validation score means nothing."""
-    return "validation" in str(meta.get("fit_on", "train")).split("+")
-
-
 def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
 
@@ -61,7 +56,7 @@ def score_candidates(dirs: list[Path], data_dir: Path | None, copies: int, seed:
     rows = []
     for folder in dirs:
         for model in load_models(folder):
-            if learnt_validation(model.meta):
+            if "validation" in model.info.fitted_splits:
                 logging.warning("%s in %s learnt from the validation clips (a refit): skipped", model.name, folder)
                 continue
             if model.settings not in inputs:

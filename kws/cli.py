@@ -267,6 +267,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     where = "speakers never heard in training" if args.split == "test" else "see the README for the split"
     print(f"Accuracy on the {args.split} split: {n} clips ({where}); per-word columns are recall.\n")
     print(markdown_table(header, table, [False, False, False, True, True, True, *([True] * len(labels))]))
+    seen = {"train", "validation"} if args.split == "all" else {args.split}
+    for r in rows:
+        if seen & set(r["fit_on"].split("+")):
+            print(f"\nNote: {r['model']} learnt from {r['fit_on']}: its score here is not a held-out score.")
     return EXIT_OK
 
 

@@ -113,6 +113,7 @@ def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]
                 "accuracy": s.accuracy,
                 **{f"acc_{label}": v for label, v in s.per_class.items()},
                 "clips": s.n,
+                "fit_on": "+".join(infos[name].fitted_splits),
             }
         )
     return rows

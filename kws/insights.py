@@ -25,6 +25,7 @@ from kws import config, dataset
 from kws.audio import AudioError, load_audio
 from kws.features import FeatureSettings, mfcc
 from kws.segment import Window, find_window, loudness_db
+from kws.store import fitted_splits
 
 if TYPE_CHECKING:
     from kws.evaluate import Evaluation
@@ -80,7 +81,7 @@ def comparison_rows(infos: Sequence[ModelInfo], latency_ms: Mapping[str, float] 
                 "overfit_gap": overfit_gap(history),
                 "preset": meta["feature_settings"]["name"],
                 # a final refit also learnt the validation speakers: it has no validation curve or gap
-                "fit_on": str(meta.get("fit_on", "train")).replace("+", " + "),
+                "fit_on": " + ".join(fitted_splits(meta)),
             }
         )
     return rows

@@ -63,6 +63,19 @@ class ModelInfo:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.meta["labels"])
 
+    @property
+    def fitted_splits(self) -> tuple[str, ...]:
+        return fitted_splits(self.meta)
+
+
+def fitted_splits(meta: dict[str, Any]) -> tuple[str, ...]:
+    """The dataset splits a model learnt from: ``("train",)``, or also ``"validation"`` for a final refit.
+
+    A score on a split the model learnt from is not a held-out score; metadata older than the refit says nothing
+    and means the train split.
+    """
+    return tuple(str(meta.get("fit_on") or "train").split("+"))
+
 
 def order_key(name: str) -> tuple[int, str]:
     """Sort models in the lecture's order, unknown names last."""

@@ -210,6 +210,12 @@ def test_refit_learns_from_train_and_validation_and_claims_no_validation_score(t
     # every train and validation clip, each with one augmented variant per epoch; scored on the test split only
     assert meta["examples_per_epoch"] == 2 * (counts["train"] + counts["validation"])
     assert meta["test_clips"] == counts["test"]
+    # evaluate says when a score is not a held-out one
+    where = ["--models-dir", str(out_dir), "--data-dir", str(tmp_path / "data")]
+    for split, warned in (("test", False), ("validation", True), ("all", True)):
+        assert cli.main(["evaluate", *where, "--split", split]) == 0
+        note = "Note: perceptron learnt from train+validation: its score here is not a held-out score."
+        assert (note in capsys.readouterr().out) is warned
     refused = ["train", "--fit-on", "train+validation", "--schedule", "plateau", "--data-dir", str(tmp_path / "data")]
     assert cli.main(refused) == 2
     assert "cosine" in capsys.readouterr().err
