@@ -168,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kws.train import Progress, TrainConfig, train
 
     options: dict[str, Any] = {"preset": args.preset, "augment": not args.no_augment}
-    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks", "patience", "fit_on"):
+    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks", "patience", "fit_on", "stop_at"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.lr is not None:
@@ -402,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=list(config.SCHEDULES), help="learning-rate schedule")
     p.add_argument(
         "--patience", type=int, metavar="N", help="early stopping after N epochs without progress (0 = off, keep the last)"
+    )
+    p.add_argument(
+        "--stop-at", type=_positive_int, metavar="N", help="end after epoch N of the schedule and keep its weights"
     )
     p.add_argument(
         "--fit-on",

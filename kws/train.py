@@ -59,6 +59,9 @@ class TrainConfig:
     #: been chosen on validation (more speakers; nothing is then held out to watch, so no early stopping: the
     #: cosine schedule runs to its end and the last weights are kept).
     fit_on: str = config.FIT_ON[0]
+    #: End after this epoch of the schedule (1-based) and keep its weights: how a refit stops where early
+    #: stopping chose for the same recipe on validation (None: run all ``epochs``).
+    stop_at: int | None = None
 
     @property
     def fit_splits(self) -> tuple[str, ...]:
@@ -83,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose from: {', '.join(config.SCHEDULES)}")
         if not 0 <= self.speed < 0.5 or self.masks < 0 or self.augment_copies < 0 or self.patience < 0:
             raise ValueError("speed must be in [0, 0.5), masks, copies and patience non-negative")
+        if self.stop_at is not None and not 1 <= self.stop_at <= self.epochs:
+            raise ValueError(f"stop_at must be an epoch from 1 to {self.epochs}")
         if self.fit_on not in config.FIT_ON:
             raise ValueError(f"unknown fit_on {self.fit_on!r}; choose from: {', '.join(config.FIT_ON)}")
         if not self.holds_out_validation:
@@ -123,6 +128,18 @@ class RunResult:
     out_dir: Path
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+class _StopAt(keras.callbacks.Callback):
+    """Ends training after epoch ``last`` (1-based) of a longer schedule."""
+
+    def __init__(self, last: int):
+        super().__init__()
+        self.last = last
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if epoch + 1 >= self.last:
+            self.model.stop_training = True
 
 
 class _Listener(keras.callbacks.Callback):
@@ -440,6 +457,8 @@ def fit_callbacks(cfg: TrainConfig, listener: keras.callbacks.Callback) -> list[
                 start_from_epoch=cfg.epochs // 2 if cfg.schedule == "cosine" else 2,
             )
         )
+    if cfg.stop_at is not None:
+        callbacks.append(_StopAt(cfg.stop_at))
     if cfg.schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(functools.partial(cosine_lr, cfg=cfg)))
     else:

@@ -196,15 +196,17 @@ def test_refit_learns_from_train_and_validation_and_claims_no_validation_score(t
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
     make_dataset(tmp_path / "data", per_split=2)
     out_dir = tmp_path / "models"
-    args = ["train", "--models", "perceptron", "--epochs", "2", "--copies", "1", "--batch-size", "8", "--seed", "1"]
-    args += ["--fit-on", "train+validation", "--out", str(out_dir), "--data-dir", str(tmp_path / "data")]
+    args = ["train", "--models", "perceptron", "--epochs", "3", "--copies", "1", "--batch-size", "8", "--seed", "1"]
+    # stops where early stopping would have chosen for this recipe: epoch 2 of a 3-epoch schedule
+    args += ["--fit-on", "train+validation", "--stop-at", "2"]
+    args += ["--out", str(out_dir), "--data-dir", str(tmp_path / "data")]
     assert cli.main(args) == 0
     err = capsys.readouterr().err
-    assert "[1/1 perceptron] epoch 2/2" in err and "val_loss" not in err
+    assert "[1/1 perceptron] epoch 2/3" in err and "epoch 3/3" not in err and "val_loss" not in err
     meta = json.loads((out_dir / "perceptron.json").read_text())
     assert meta["fit_on"] == meta["train_config"]["fit_on"] == "train+validation"
     assert meta["validation_accuracy"] is None and not any(k.startswith("val_") for k in meta["history"])
-    assert meta["train_config"]["patience"] == 0 and meta["epochs_run"] == 2
+    assert meta["train_config"]["patience"] == 0 and meta["train_config"]["stop_at"] == meta["epochs_run"] == 2
     counts = meta["split_counts"]
     assert counts == {"train": 6, "validation": 6, "test": 6}  # the dataset's splits, as they are
     # every train and validation clip, each with one augmented variant per epoch; scored on the test split only

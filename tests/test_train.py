@@ -86,6 +86,8 @@ def test_bad_recipe_values_are_refused() -> None:
         train.TrainConfig(patience=-1)
     with pytest.raises(ValueError, match="fit_on"):
         train.TrainConfig(fit_on="all")
+    with pytest.raises(ValueError, match="stop_at"):
+        train.TrainConfig(epochs=30, stop_at=31)
     with pytest.raises(ValueError, match="plateau"):
         train.TrainConfig(fit_on="train+validation", schedule="plateau")
 
