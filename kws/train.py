@@ -261,6 +261,8 @@ class _Data:
     train_windows: np.ndarray  # 1-second training windows, re-augmented every epoch
     #: Clips per split of the dataset; ``x["train"]`` holds every clip fitted on (train + validation in a refit).
     split_counts: dict[str, int] = field(default_factory=dict)
+    #: The file behind each row of ``x[split]`` (unreadable clips are not there).
+    paths: dict[str, list[str]] = field(default_factory=dict)
 
 
 class AugmentedEpochs:
@@ -375,12 +377,19 @@ def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[data
     return kept
 
 
-def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | None, progress: Progress) -> _Data:
+def prepare_data(
+    cfg: TrainConfig,
+    settings: FeatureSettings,
+    data_dir: Path | None,
+    progress: Progress,
+    items: list[dataset.Item] | None = None,
+) -> _Data:
     """Read the clips and featurize each split; keep the training windows for fresh augmentation.
 
     ``x["train"]`` is what the model learns from: the train split, plus the validation split in a refit.
+    ``items``: the clips with their splits, instead of scanning ``data_dir`` (cross-validation deals its own).
     """
-    items = _limit(dataset.scan(data_dir), cfg.limit_per_split, cfg.seed)
+    items = _limit(items if items is not None else dataset.scan(data_dir), cfg.limit_per_split, cfg.seed)
     waves = dataset.load_waveforms(items, progress.on_stage)
     splits = np.array([it.split for it in waves.items])
     labels = np.array([it.label_index for it in waves.items], dtype=np.int64)
@@ -391,9 +400,11 @@ def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | N
         x[split] = dataset.featurize([waves.clips[i] for i in idx], settings, progress.on_stage)
         y[split] = labels[idx]
     counts = {split: len(y[split]) for split in dataset.SPLITS}
+    paths = {s: [str(waves.items[i].path) for i in np.flatnonzero(splits == s)] for s in dataset.SPLITS}
     if not cfg.holds_out_validation:
         x["train"] = np.concatenate([x[s] for s in cfg.fit_splits])
         y["train"] = np.concatenate([y[s] for s in cfg.fit_splits])
+        paths["train"] = [p for s in cfg.fit_splits for p in paths[s]]
     # same order as x["train"]: each split's clips in scan order
     train_idx = np.concatenate([np.flatnonzero(splits == s) for s in cfg.fit_splits])
     flat = x["train"].reshape(-1, x["train"].shape[-1])
@@ -405,6 +416,7 @@ def prepare_data(cfg: TrainConfig, settings: FeatureSettings, data_dir: Path | N
         skipped=[(str(p), r) for p, r in waves.skipped],
         train_windows=batch_windows([waves.clips[i] for i in train_idx], settings),
         split_counts=counts,
+        paths=paths,
     )
 
 

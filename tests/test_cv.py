@@ -1,0 +1,74 @@
+"""bench/cv.py: speakers stay together, every train + validation clip is held out once, the test split is never read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _audio_util import bench_script, make_dataset
+
+from kws import dataset
+
+pytest.importorskip("kws.train")  # loads TensorFlow
+
+
+def _module():
+    return bench_script("cv")
+
+
+def test_folds_keep_speakers_together_and_leave_the_test_split_out(tmp_path: Path) -> None:
+    cv = _module()
+    make_dataset(tmp_path / "data", per_split=4)
+    items = dataset.scan(tmp_path / "data")
+    assert cv.fold_of("0c40e715", 5) == cv.fold_of("0c40e715", 5) and 0 <= cv.fold_of("0c40e715", 5) < 5
+    seen: dict[str, int] = {}
+    for held_out in range(3):
+        dealt = cv.deal(items, 3, held_out)
+        assert {it.split for it in dealt} <= {"train", "validation"}
+        assert len(dealt) == sum(it.split != "test" for it in items)  # test clips are dropped, not moved
+        for it in dealt:
+            if it.split == "validation":
+                assert seen.setdefault(str(it.path), held_out) == held_out  # held out in one fold only
+        speakers = {s: {it.split for it in dealt if it.speaker == s} for s in {it.speaker for it in dealt}}
+        assert all(len(splits) == 1 for splits in speakers.values())  # a speaker is never on both sides
+    assert len(seen) == len([it for it in items if it.split != "test"])  # every clip held out exactly once
+
+
+def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monkeypatch) -> None:
+    cv = _module()
+    make_dataset(tmp_path / "data", per_split=3)
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    test_paths = {str(it.path) for it in dataset.scan(tmp_path / "data") if it.split == "test"}
+    read: list[str] = []
+    original = cv.train.dataset.load_waveforms
+
+    def spy(items, *args, **kwargs):
+        read.extend(str(it.path) for it in items)
+        return original(items, *args, **kwargs)
+
+    monkeypatch.setattr(cv.train.dataset, "load_waveforms", spy)
+    out = tmp_path / "cv.json"
+    common = ["--models", "perceptron", "--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
+    assert cv.main([str(out), *common, "--data-dir", str(tmp_path / "data")]) == 0
+    assert read and not set(read) & test_paths
+    record = json.loads(out.read_text())
+    assert record["clips"] == 18 == len(record["all_clips"]) == len(set(record["all_clips"]))  # 6 speakers x 3 words
+    assert sum(f["held_out_clips"] for f in record["per_fold"]) == 18
+    assert all(f["held_out_clips"] + f["train_clips"] == 18 for f in record["per_fold"])
+    assert set(record["wrong"]) <= set(record["all_clips"]) and record["errors"] == len(record["wrong"])
+    assert record["recipe"]["models"] == ["perceptron"] and record["recipe"]["epochs"] == 1
+    same = cv.compare(record, record)
+    assert same["only_first_wrong"] == same["only_second_wrong"] == 0 and same["p_first_better"] == 1.0
+
+
+def test_compare_is_paired_on_the_clips_only_one_recipe_gets_wrong() -> None:
+    cv = _module()
+    clips = [f"bed/{i:08x}_nohash_0.wav" for i in range(100)]
+    a = {"clips": 100, "all_clips": clips, "errors": 10, "wrong": clips[:10]}
+    b = {"clips": 100, "all_clips": clips, "errors": 2, "wrong": clips[:2]}
+    result = cv.compare(a, b)
+    assert (result["only_first_wrong"], result["only_second_wrong"]) == (8, 0)
+    assert result["p_second_better"] == pytest.approx(0.5**8, abs=1e-4) and result["p_first_better"] == 1.0
+    with pytest.raises(SystemExit, match="different clips"):
+        cv.compare(a, b | {"all_clips": clips[:50]})
