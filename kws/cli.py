@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fit-on",
         choices=list(config.FIT_ON),
-        help="train+validation: final refit of a recipe chosen on validation (no early stopping, no validation score)",
+        help="train+validation: final refit of a recipe chosen on validation (no early stopping: see --stop-at)",
     )
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_train)

@@ -57,7 +57,7 @@ class TrainConfig:
     limit_per_split: int | None = None
     #: The splits the model learns from: "train", or "train+validation" for the final refit once a recipe has
     #: been chosen on validation (more speakers; nothing is then held out to watch, so no early stopping: the
-    #: cosine schedule runs to its end and the last weights are kept).
+    #: cosine schedule runs to its end, or to ``stop_at``, and those weights are kept).
     fit_on: str = config.FIT_ON[0]
     #: End after this epoch of the schedule (1-based) and keep its weights: how a refit stops where early
     #: stopping chose for the same recipe on validation (None: run all ``epochs``).
@@ -65,6 +65,7 @@ class TrainConfig:
 
     @property
     def fit_splits(self) -> tuple[str, ...]:
+        """``fit_on`` as split names, in the order their clips are stacked for training."""
         return tuple(self.fit_on.split("+"))
 
     @property
