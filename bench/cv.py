@@ -103,16 +103,22 @@ def summarise(cfg: train.TrainConfig, folds: int, results: list[dict[str, Any]])
             for r in results
         ],
         "wrong": sorted(p for p, w in zip(paths, wrong) if w),
-        "all_clips": sorted(paths),
+        # which clips were held out, without listing 4,000 names: two runs can be paired only if these match
+        "clips_sha256": clips_digest(paths),
         "skipped": [list(s) for r in results for s in r["skipped"]],
     }
+
+
+def clips_digest(paths: list[str]) -> str:
+    """SHA-256 of the sorted clip names: the identity of a run's held-out set."""
+    return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Paired comparison of two cross-validated recipes: exact one-sided McNemar both ways."""
     from scipy.stats import binomtest
 
-    if a["all_clips"] != b["all_clips"]:
+    if a["clips_sha256"] != b["clips_sha256"]:
         raise SystemExit("the two runs held out different clips (another dataset or --folds); they cannot be paired")
     wrong_a, wrong_b = set(a["wrong"]), set(b["wrong"])
     only_a, only_b = len(wrong_a - wrong_b), len(wrong_b - wrong_a)

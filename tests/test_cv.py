@@ -53,10 +53,12 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
     assert cv.main([str(out), *common, "--data-dir", str(tmp_path / "data")]) == 0
     assert read and not set(read) & test_paths
     record = json.loads(out.read_text())
-    assert record["clips"] == 18 == len(record["all_clips"]) == len(set(record["all_clips"]))  # 6 speakers x 3 words
+    every = [f"{it.path.parent.name}/{it.path.name}" for it in dataset.scan(tmp_path / "data") if it.split != "test"]
+    assert record["clips"] == 18 == len(every)  # 6 speakers x 3 words
+    assert record["clips_sha256"] == cv.clips_digest(every)  # each train + validation clip held out once
     assert sum(f["held_out_clips"] for f in record["per_fold"]) == 18
     assert all(f["held_out_clips"] + f["train_clips"] == 18 for f in record["per_fold"])
-    assert set(record["wrong"]) <= set(record["all_clips"]) and record["errors"] == len(record["wrong"])
+    assert set(record["wrong"]) <= set(every) and record["errors"] == len(record["wrong"])
     assert record["recipe"]["models"] == ["perceptron"] and record["recipe"]["epochs"] == 1
     same = cv.compare(record, record)
     assert same["only_first_wrong"] == same["only_second_wrong"] == 0 and same["p_first_better"] == 1.0
@@ -65,10 +67,10 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
 def test_compare_is_paired_on_the_clips_only_one_recipe_gets_wrong() -> None:
     cv = _module()
     clips = [f"bed/{i:08x}_nohash_0.wav" for i in range(100)]
-    a = {"clips": 100, "all_clips": clips, "errors": 10, "wrong": clips[:10]}
-    b = {"clips": 100, "all_clips": clips, "errors": 2, "wrong": clips[:2]}
+    a = {"clips": 100, "clips_sha256": cv.clips_digest(clips), "errors": 10, "wrong": clips[:10]}
+    b = {"clips": 100, "clips_sha256": cv.clips_digest(clips[::-1]), "errors": 2, "wrong": clips[:2]}
     result = cv.compare(a, b)
     assert (result["only_first_wrong"], result["only_second_wrong"]) == (8, 0)
     assert result["p_second_better"] == pytest.approx(0.5**8, abs=1e-4) and result["p_first_better"] == 1.0
     with pytest.raises(SystemExit, match="different clips"):
-        cv.compare(a, b | {"all_clips": clips[:50]})
+        cv.compare(a, b | {"clips_sha256": cv.clips_digest(clips[:50])})
