@@ -269,7 +269,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(markdown_table(header, table, [False, False, False, True, True, True, *([True] * len(labels))]))
     seen = {"train", "validation"} if args.split == "all" else {args.split}
     for r in rows:
-        if seen & set(r["fit_on"].split("+")):
+        if seen & set(config.fit_splits(r["fit_on"])):
             print(f"\nNote: {r['model']} learnt from {r['fit_on']}: its score here is not a held-out score.")
     return EXIT_OK
 

@@ -25,6 +25,11 @@ SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
 #: chosen on validation: more speakers, but no validation score of its own.
 FIT_ON: tuple[str, ...] = ("train", "train+validation")
 
+
+def fit_splits(fit_on: str | None) -> tuple[str, ...]:
+    """A ``fit_on`` value as split names, in the order their clips are stacked; none means the train split."""
+    return tuple((fit_on or FIT_ON[0]).split("+"))
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Shipped models: committed to git, never overwritten by a retrain.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kws.config import ARCHITECTURES, LABELS
+from kws.config import ARCHITECTURES, LABELS, fit_splits
 from kws.features import FeatureSettings
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def fitted_splits(meta: dict[str, Any]) -> tuple[str, ...]:
     A score on a split the model learnt from is not a held-out score; metadata older than the refit says nothing
     and means the train split.
     """
-    return tuple(str(meta.get("fit_on") or "train").split("+"))
+    return fit_splits(meta.get("fit_on"))
 
 
 def order_key(name: str) -> tuple[int, str]:

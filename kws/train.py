@@ -66,7 +66,7 @@ class TrainConfig:
     @property
     def fit_splits(self) -> tuple[str, ...]:
         """``fit_on`` as split names, in the order their clips are stacked for training."""
-        return tuple(self.fit_on.split("+"))
+        return config.fit_splits(self.fit_on)
 
     @property
     def holds_out_validation(self) -> bool:
