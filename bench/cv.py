@@ -28,8 +28,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from choose import log_loss, mcnemar_p  # noqa: E402
 
 from kws import config, dataset, features, train  # noqa: E402
+from kws.cli import UsageError, train_config  # noqa: E402
 from kws.features import PRESETS  # noqa: E402
 
 logger = logging.getLogger("cv")
@@ -83,14 +87,13 @@ def summarise(cfg: train.TrainConfig, folds: int, results: list[dict[str, Any]])
     probs = np.concatenate([r["probs"] for r in results])
     paths = [f"{Path(p).parent.name}/{Path(p).name}" for r in results for p in r["paths"]]
     wrong = probs.argmax(1) != labels
-    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
         "folds": folds,
         "clips": len(labels),
         "errors": int(wrong.sum()),
         "accuracy": round(float(1 - wrong.mean()), 5),
-        "log_loss": round(float(-np.mean(np.log(picked))), 5),
+        "log_loss": round(log_loss(probs, labels), 5),
         "per_fold": [
             {
                 "fold": r["fold"],
@@ -115,49 +118,31 @@ def clips_digest(paths: list[str]) -> str:
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Paired comparison of two cross-validated recipes: exact one-sided McNemar both ways."""
-    from scipy.stats import binomtest
-
+    """Paired comparison of two cross-validated recipes: ``choose.py``'s exact one-sided McNemar test, both ways."""
     if a["clips_sha256"] != b["clips_sha256"]:
         raise SystemExit("the two runs held out different clips (another dataset or --folds); they cannot be paired")
-    wrong_a, wrong_b = set(a["wrong"]), set(b["wrong"])
-    only_a, only_b = len(wrong_a - wrong_b), len(wrong_b - wrong_a)
-    n = only_a + only_b
-
-    def p_better(wins: int) -> float:
-        return 1.0 if n == 0 else float(binomtest(wins, n, 0.5, alternative="greater").pvalue)
-
+    # clips neither got wrong count for neither side of the test, so masks over the clips either got wrong suffice
+    set_a, set_b = set(a["wrong"]), set(b["wrong"])
+    either = sorted(set_a | set_b)
+    wrong_a = np.array([c in set_a for c in either], dtype=bool)
+    wrong_b = np.array([c in set_b for c in either], dtype=bool)
     return {
         "clips": a["clips"],
         "errors": [a["errors"], b["errors"]],
-        "only_first_wrong": only_a,
-        "only_second_wrong": only_b,
-        "p_first_better": round(p_better(only_b), 4),
-        "p_second_better": round(p_better(only_a), 4),
+        "only_first_wrong": int((wrong_a & ~wrong_b).sum()),
+        "only_second_wrong": int((wrong_b & ~wrong_a).sum()),
+        "p_first_better": round(mcnemar_p(wrong_b, wrong_a), 4),
+        "p_second_better": round(mcnemar_p(wrong_a, wrong_b), 4),
     }
-
-
-def recipe(args: argparse.Namespace) -> train.TrainConfig:
-    options: dict[str, Any] = {"models": (args.models,), "preset": args.preset, "seed": args.seed}
-    for key, field in (
-        ("epochs", "epochs"),
-        ("copies", "augment_copies"),
-        ("batch_size", "batch_size"),
-        ("lr", "learning_rate"),
-        ("speed", "speed"),
-        ("masks", "masks"),
-        ("patience", "patience"),
-    ):
-        if getattr(args, key) is not None:
-            options[field] = getattr(args, key)
-    return train.TrainConfig(**options)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", type=Path, help="JSON file to write")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="compare two runs' JSON files")
-    parser.add_argument("--models", default="best", choices=list(config.ARCHITECTURES), help="one architecture")
+    parser.add_argument(
+        "--models", nargs=1, default=["best"], choices=list(config.ARCHITECTURES), help="one architecture"
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--only", type=int, nargs="+", metavar="FOLD", help="run only these folds (a quick check)")
     parser.add_argument("--data-dir", type=Path, help="dataset folder (default: KWS_DATA_DIR)")
@@ -178,14 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out is None or args.folds < 2:
         parser.error("give OUT.json (or --compare A B) and at least 2 folds")
-    cfg = recipe(args)
+    try:
+        cfg = train_config(args)  # the same reading of the options as `python -m kws train`
+    except UsageError as err:
+        parser.error(str(err))
     items = dataset.scan(args.data_dir)
     results = [run_fold(cfg, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
     record = summarise(cfg, args.folds, results)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     logger.info(
         "%s: %d of %d held-out clips wrong (%.2f%%)",
-        args.models,
+        cfg.models[0],
         record["errors"],
         record["clips"],
         100 * (1 - record["accuracy"]),

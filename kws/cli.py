@@ -160,27 +160,32 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: 
 # --- train ---------------------------------------------------------------------------------------------------------
 
 
+def train_config(args: argparse.Namespace) -> Any:
+    """The ``TrainConfig`` a namespace of ``train``'s options asks for; options it lacks or leaves unset keep their
+    defaults (``bench/cv.py`` takes a subset). A bad combination raises :class:`UsageError`."""
+    from kws.train import TrainConfig
+
+    options: dict[str, Any] = {"preset": args.preset, "augment": not getattr(args, "no_augment", False)}
+    renamed = {"lr": "learning_rate", "copies": "augment_copies"}
+    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks", "patience", "fit_on", "stop_at", *renamed):
+        if getattr(args, key, None) is not None:
+            options[renamed.get(key, key)] = getattr(args, key)
+    if getattr(args, "models", None):
+        options["models"] = tuple(args.models)
+    try:
+        return TrainConfig(**options)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from kws import dataset
 
     dataset.scan(args.data_dir)  # no dataset: exit 2 before TensorFlow loads
     _load_tensorflow()
-    from kws.train import Progress, TrainConfig, train
+    from kws.train import Progress, train
 
-    options: dict[str, Any] = {"preset": args.preset, "augment": not args.no_augment}
-    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks", "patience", "fit_on", "stop_at"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if args.lr is not None:
-        options["learning_rate"] = args.lr
-    if args.copies is not None:
-        options["augment_copies"] = args.copies
-    if args.models:
-        options["models"] = tuple(args.models)
-    try:
-        cfg = TrainConfig(**options)
-    except ValueError as err:
-        raise UsageError(str(err)) from err
+    cfg = train_config(args)
     out = Path(args.out) if args.out else config.SHIPPED_MODELS_DIR
     started: dict[str, float] = {}
 
