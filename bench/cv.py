@@ -53,9 +53,10 @@ def deal(items: list[dataset.Item], folds: int, held_out: int) -> list[dataset.I
     ]
 
 
-def run_fold(cfg: train.TrainConfig, items: list[dataset.Item], fold: int) -> dict[str, Any]:
+def run_fold(
+    cfg: train.TrainConfig, settings: features.FeatureSettings, items: list[dataset.Item], fold: int
+) -> dict[str, Any]:
     """Train ``cfg``'s one model without the held-out speakers; its probabilities for their clips."""
-    settings = features.preset(cfg.preset)
     started = time.perf_counter()
     data = train.prepare_data(cfg, settings, None, train.Progress(), items=items)
     if not len(data.y["validation"]) or not len(data.y["train"]):
@@ -81,7 +82,9 @@ def run_fold(cfg: train.TrainConfig, items: list[dataset.Item], fold: int) -> di
     }
 
 
-def summarise(cfg: train.TrainConfig, folds: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(
+    cfg: train.TrainConfig, settings: features.FeatureSettings, folds: int, results: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The JSON record: totals, per-fold rows and which clips were wrong (``word/file.wav``, for --compare)."""
     labels = np.concatenate([r["labels"] for r in results])
     probs = np.concatenate([r["probs"] for r in results])
@@ -89,6 +92,7 @@ def summarise(cfg: train.TrainConfig, folds: int, results: list[dict[str, Any]])
     wrong = probs.argmax(1) != labels
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
+        "feature_settings": settings.to_dict(),
         "folds": folds,
         "clips": len(labels),
         "errors": int(wrong.sum()),
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, nargs="+", metavar="FOLD", help="run only these folds (a quick check)")
     parser.add_argument("--data-dir", type=Path, help="dataset folder (default: KWS_DATA_DIR)")
     parser.add_argument("--preset", choices=list(PRESETS), default="standard")
+    parser.add_argument("--level", choices=features.LEVELS, help="the preset's dB reference, changed (a probe)")
     parser.add_argument("--seed", type=int, default=train.TrainConfig.seed)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--copies", type=int)
@@ -167,9 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = train_config(args)  # the same reading of the options as `python -m kws train`
     except UsageError as err:
         parser.error(str(err))
+    settings = features.preset(cfg.preset)
+    if args.level:
+        settings = dataclasses.replace(settings, level=args.level)
     items = dataset.scan(args.data_dir)
-    results = [run_fold(cfg, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
-    record = summarise(cfg, args.folds, results)
+    results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
+    record = summarise(cfg, settings, args.folds, results)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     logger.info(
         "%s: %d of %d held-out clips wrong (%.2f%%)",

@@ -17,6 +17,8 @@ import librosa
 import numpy as np
 import scipy.fft
 
+LEVELS = ("absolute", "peak")
+
 
 @dataclass(frozen=True)
 class FeatureSettings:
@@ -35,6 +37,14 @@ class FeatureSettings:
     #: Floor of the log-mel image, in dB below the clip's loudest cell: digital silence (zero padding, a
     #: muted mic) would otherwise sit at -100 dB, far below any real noise floor, and dominate the picture.
     top_db: float | None = 80.0
+    #: The dB reference: "absolute" (power 1, so a quiet recording gives a dim picture) or "peak" (the clip's
+    #: loudest cell, so the picture is the same at any recording level: loudness carries nothing about the
+    #: word, and the quietest clips were far beyond the gain augmentation's reach).
+    level: str = "absolute"
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"unknown level reference {self.level!r}; choose one of: {', '.join(LEVELS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,7 +128,8 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """MFCCs of a batch of fixed-length clips: ``(n, clip_samples)`` -> ``(n, n_frames, n_mfcc)`` float32.
 
     Same maths as ``librosa.feature.mfcc(y, sr, n_fft, hop_length, win_length, center=False, ...)``:
-    power spectrogram, mel filterbank, ``power_to_db`` (ref 1, ``top_db`` per clip), orthonormal DCT-II.
+    power spectrogram, mel filterbank, ``power_to_db`` (ref 1, or ``np.max`` for the "peak" level; ``top_db``
+    per clip), orthonormal DCT-II.
     """
     geo = shapes(settings)
     clips = np.asarray(clips, dtype=np.float32)
@@ -131,6 +142,8 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
     mel_power = power @ mel.T  # (n, frames, n_mels)
     log_mel = 10.0 * np.log10(np.maximum(mel_power, 1e-10))
+    if settings.level == "peak":
+        log_mel -= log_mel.max(axis=(1, 2), keepdims=True)
     if settings.top_db is not None:
         log_mel = np.maximum(log_mel, log_mel.max(axis=(1, 2), keepdims=True) - settings.top_db)
     coeffs = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[..., : settings.n_mfcc]

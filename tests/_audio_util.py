@@ -129,4 +129,5 @@ def reference_log_mel(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
         fmin=s.fmin,
         fmax=s.fmax,
     )
-    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=s.top_db).T
+    ref = np.max if s.level == "peak" else 1.0
+    return librosa.power_to_db(mel, ref=ref, amin=1e-10, top_db=s.top_db).T

@@ -45,10 +45,11 @@ def test_shapes_follow_custom_settings() -> None:
     assert mfcc(np.zeros(8000, np.float32), s).shape == geo.input_shape
 
 
+@pytest.mark.parametrize("level", ["absolute", "peak"])
 @pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("signal", ["word", "tone", "noise", "silence"])
-def test_matches_librosa(name: str, signal: str) -> None:
-    s = preset(name)
+def test_matches_librosa(name: str, signal: str, level: str) -> None:
+    s = dataclasses.replace(preset(name), level=level)
     rng = np.random.default_rng(1)
     y = {
         "word": word_like(1.0, seed=3),
@@ -69,6 +70,22 @@ def test_batch_equals_single() -> None:
     batch = mfcc_batch(clips, s)
     for i in range(4):
         np.testing.assert_allclose(batch[i], mfcc(clips[i], s), rtol=1e-6, atol=1e-5)
+
+
+def test_peak_level_makes_the_features_the_same_at_any_recording_level() -> None:
+    """Why "peak" exists: a clip 40 dB quieter gives the same picture, where "absolute" shifts it."""
+    y = word_like(1.0, seed=5)
+    peak = dataclasses.replace(preset("standard"), level="peak")
+    np.testing.assert_allclose(mfcc(0.01 * y, peak), mfcc(y, peak), atol=1e-3)
+    absolute = dataclasses.replace(preset("standard"), level="absolute")
+    assert np.abs(mfcc(0.01 * y, absolute) - mfcc(y, absolute)).max() > 100  # c0 falls by 40 dB x sqrt(40 bands)
+
+
+def test_unknown_level_is_refused_and_old_metadata_means_absolute() -> None:
+    with pytest.raises(ValueError, match="level reference"):
+        FeatureSettings(level="rms")
+    saved = {k: v for k, v in preset("lecture").to_dict().items() if k != "level"}  # written before the field
+    assert FeatureSettings.from_dict(saved).level == "absolute"
 
 
 def test_wrong_length_is_refused() -> None:
