@@ -9,6 +9,7 @@ import pytest
 from _audio_util import bench_script, make_dataset
 
 from kws import dataset
+from kws.features import preset
 
 pytest.importorskip("kws.train")  # loads TensorFlow
 
@@ -48,8 +49,17 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
         return original(items, *args, **kwargs)
 
     monkeypatch.setattr(cv.train.dataset, "load_waveforms", spy)
+    levels: list[str] = []
+    featurize = cv.train.dataset.featurize
+
+    def featurize_spy(clips, settings, *args, **kwargs):
+        levels.append(settings.level)
+        return featurize(clips, settings, *args, **kwargs)
+
+    monkeypatch.setattr(cv.train.dataset, "featurize", featurize_spy)
     out = tmp_path / "cv.json"
     common = ["--models", "perceptron", "--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
+    common += ["--level", "peak"]
     assert cv.main([str(out), *common, "--data-dir", str(tmp_path / "data")]) == 0
     assert read and not set(read) & test_paths
     record = json.loads(out.read_text())
@@ -60,6 +70,8 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
     assert all(f["held_out_clips"] + f["train_clips"] == 18 for f in record["per_fold"])
     assert set(record["wrong"]) <= set(every) and record["errors"] == len(record["wrong"])
     assert record["recipe"]["models"] == ["perceptron"] and record["recipe"]["epochs"] == 1
+    assert record["feature_settings"] == {**preset("lecture").to_dict(), "level": "peak"}
+    assert levels and set(levels) == {"peak"}  # the probe's settings are the ones the folds trained on
     same = cv.compare(record, record)
     assert same["only_first_wrong"] == same["only_second_wrong"] == 0 and same["p_first_better"] == 1.0
 
