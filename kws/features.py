@@ -142,10 +142,12 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
     mel_power = power @ mel.T  # (n, frames, n_mels)
     log_mel = 10.0 * np.log10(np.maximum(mel_power, 1e-10))
+    loudest = log_mel.max(axis=(1, 2), keepdims=True)
     if settings.level == "peak":
-        log_mel -= log_mel.max(axis=(1, 2), keepdims=True)
+        log_mel -= loudest
+        loudest = np.zeros_like(loudest)
     if settings.top_db is not None:
-        log_mel = np.maximum(log_mel, log_mel.max(axis=(1, 2), keepdims=True) - settings.top_db)
+        log_mel = np.maximum(log_mel, loudest - settings.top_db)
     coeffs = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[..., : settings.n_mfcc]
     return coeffs.astype(np.float32)
 

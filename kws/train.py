@@ -394,20 +394,15 @@ def prepare_data(
     waves = dataset.load_waveforms(items, progress.on_stage)
     splits = np.array([it.split for it in waves.items])
     labels = np.array([it.label_index for it in waves.items], dtype=np.int64)
-    x: dict[str, np.ndarray] = {}
-    y: dict[str, np.ndarray] = {}
-    for split in dataset.SPLITS:
-        idx = np.flatnonzero(splits == split)
-        x[split] = dataset.featurize([waves.clips[i] for i in idx], settings, progress.on_stage)
-        y[split] = labels[idx]
-    counts = {split: len(y[split]) for split in dataset.SPLITS}
-    paths = {s: [str(waves.items[i].path) for i in np.flatnonzero(splits == s)] for s in dataset.SPLITS}
+    index = {split: np.flatnonzero(splits == split) for split in dataset.SPLITS}
+    x = {s: dataset.featurize([waves.clips[i] for i in idx], settings, progress.on_stage) for s, idx in index.items()}
+    counts = {split: len(idx) for split, idx in index.items()}
+    # the clips learnt from, each split's in scan order: the rows of x["train"] (the train split, or more in a refit)
+    index["train"] = np.concatenate([index[s] for s in cfg.fit_splits])
     if not cfg.holds_out_validation:
         x["train"] = np.concatenate([x[s] for s in cfg.fit_splits])
-        y["train"] = np.concatenate([y[s] for s in cfg.fit_splits])
-        paths["train"] = [p for s in cfg.fit_splits for p in paths[s]]
-    # same order as x["train"]: each split's clips in scan order
-    train_idx = np.concatenate([np.flatnonzero(splits == s) for s in cfg.fit_splits])
+    y = {split: labels[idx] for split, idx in index.items()}
+    paths = {split: [str(waves.items[i].path) for i in idx] for split, idx in index.items()}
     flat = x["train"].reshape(-1, x["train"].shape[-1])
     return _Data(
         x=x,
@@ -415,7 +410,7 @@ def prepare_data(
         stats=(flat.mean(0), flat.var(0)),
         fingerprint=dataset.fingerprint(items),
         skipped=[(str(p), r) for p, r in waves.skipped],
-        train_windows=batch_windows([waves.clips[i] for i in train_idx], settings),
+        train_windows=batch_windows([waves.clips[i] for i in index["train"]], settings),
         split_counts=counts,
         paths=paths,
     )
