@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from choose import log_loss, mcnemar_p  # noqa: E402
 
-from kws import config, dataset, features, train  # noqa: E402
+from kws import config, dataset, features, train, zoo  # noqa: E402
 from kws.cli import UsageError, train_config  # noqa: E402
 from kws.features import PRESETS  # noqa: E402
 
@@ -83,7 +84,11 @@ def run_fold(
 
 
 def summarise(
-    cfg: train.TrainConfig, settings: features.FeatureSettings, folds: int, results: list[dict[str, Any]]
+    cfg: train.TrainConfig,
+    settings: features.FeatureSettings,
+    folds: int,
+    results: list[dict[str, Any]],
+    head: str = zoo.BEST_HEADS[0],
 ) -> dict[str, Any]:
     """The JSON record: totals, per-fold rows and which clips were wrong (``word/file.wav``, for --compare)."""
     labels = np.concatenate([r["labels"] for r in results])
@@ -93,6 +98,7 @@ def summarise(
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
         "feature_settings": settings.to_dict(),
+        "head": head,
         "folds": folds,
         "clips": len(labels),
         "errors": int(wrong.sum()),
@@ -159,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--speed", type=float)
     parser.add_argument("--masks", type=int)
+    parser.add_argument("--mixup", type=float)
+    parser.add_argument("--head", choices=zoo.BEST_HEADS, help="best's head, changed (a probe; --models best only)")
     parser.add_argument("--patience", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -175,9 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = features.preset(cfg.preset)
     if args.level:
         settings = dataclasses.replace(settings, level=args.level)
+    head = args.head or zoo.BEST_HEADS[0]
+    if head != zoo.BEST_HEADS[0]:
+        if cfg.models != ("best",):
+            parser.error("--head changes best's head; use it with --models best")
+        zoo.ZOO["best"] = functools.partial(zoo.best, head=head)  # this process only: fit_one builds by name
     items = dataset.scan(args.data_dir)
     results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
-    record = summarise(cfg, settings, args.folds, results)
+    record = summarise(cfg, settings, args.folds, results, head)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     logger.info(
         "%s: %d of %d held-out clips wrong (%.2f%%)",

@@ -52,6 +52,9 @@ class TrainConfig:
     speed: float = 0.1
     #: SpecAugment-style masks on augmented copies: this many time and frequency bands (0 = off).
     masks: int = 2
+    #: Mixup (Zhang et al. 2018): each training example is blended with another of its batch, weight
+    #: lambda ~ Beta(mixup, mixup), and so are their targets; 0 = off. Smooths the model between the clips it knows.
+    mixup: float = 0.0
     seed: int = 42
     #: At most this many clips per split (None: all); tests use it for tiny runs.
     limit_per_split: int | None = None
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose from: {', '.join(config.SCHEDULES)}")
         if not 0 <= self.speed < 0.5 or self.masks < 0 or self.augment_copies < 0 or self.patience < 0:
             raise ValueError("speed must be in [0, 0.5), masks, copies and patience non-negative")
+        if not 0 <= self.mixup <= 2:
+            raise ValueError("mixup must be in [0, 2] (the Beta distribution's parameter; 0 = off)")
         if self.stop_at is not None and not 1 <= self.stop_at <= self.epochs:
             raise ValueError(f"stop_at must be an epoch from 1 to {self.epochs}")
         if self.fit_on not in config.FIT_ON:
@@ -230,6 +235,23 @@ def spec_masks(x: np.ndarray, rng: np.random.Generator, count: int, fill: np.nda
     return out.astype(np.float32, copy=False)
 
 
+def mix_batch(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup within a batch: example ``i`` becomes ``lam_i * x[i] + (1 - lam_i) * x[j]`` for a random partner
+    ``j`` of the same batch, ``lam_i ~ Beta(alpha, alpha)``, and its target the same blend of the two one-hot
+    labels. Blending MFCCs is blending what the model sees: its input normalisation and cepstral mean removal
+    are linear, so they commute with the blend.
+    """
+    n = len(y)
+    lam = rng.beta(alpha, alpha, size=n).astype(np.float32)
+    partner = rng.permutation(n)
+    onehot = np.eye(len(config.LABELS), dtype=np.float32)[y]
+    shape = (n,) + (1,) * (x.ndim - 1)
+    mixed = lam.reshape(shape) * x + (1 - lam).reshape(shape) * x[partner]
+    return mixed.astype(np.float32, copy=False), lam[:, None] * onehot + (1 - lam)[:, None] * onehot[partner]
+
+
 def _coloured_noise(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
     """Unit-RMS noise rows with power falling as 1/f^0 (white), 1/f (pink) or 1/f^2 (brown)."""
     spec = np.fft.rfft(rng.standard_normal((n, length)), axis=1)
@@ -328,9 +350,9 @@ class _EpochBatches(keras.utils.PyDataset):
     which would skip epoch 0's variants and make one set too many.
     """
 
-    def __init__(self, data: _Data, epochs: AugmentedEpochs, seed: int, batch_size: int):
+    def __init__(self, data: _Data, epochs: AugmentedEpochs, seed: int, batch_size: int, mixup: float = 0.0):
         super().__init__()
-        self.data, self.epochs, self.batch_size = data, epochs, batch_size
+        self.data, self.epochs, self.batch_size, self.mixup, self.seed = data, epochs, batch_size, mixup, seed
         self.rng = np.random.default_rng(seed)
         self.epoch = -1  # before the first epoch
         self._ready_for: int | None = None
@@ -355,7 +377,11 @@ class _EpochBatches(keras.utils.PyDataset):
         if self._ready_for is None:  # asked before the first epoch began (Keras may peek)
             self._refresh()
         sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        return self.x[sl], self.y[sl]
+        if not self.mixup:
+            return self.x[sl], self.y[sl]
+        # drawn from (seed, epoch, batch): the same blend whichever order Keras asks for batches in
+        rng = np.random.default_rng([self.seed, max(self.epoch, 0), index, 1])
+        return mix_batch(self.x[sl], self.y[sl], rng, self.mixup)
 
     def on_epoch_begin(self) -> None:
         self.epoch += 1
@@ -432,16 +458,22 @@ def fit_one(
     model = zoo.build(
         name, features.shapes(settings).input_shape, len(config.LABELS), data.stats, bands=settings.n_mels
     )
+    # mixup's targets are blends of two labels, so its runs learn from (and are validated on) one-hot targets;
+    # with one-hot labels the loss is the same cross-entropy, so the two kinds of run report comparable figures
+    soft = cfg.mixup > 0
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss="sparse_categorical_crossentropy",
+        loss="categorical_crossentropy" if soft else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     variants = shared or AugmentedEpochs(data, settings, cfg)
+    val_y = data.y["validation"]
+    if soft:
+        val_y = np.eye(len(config.LABELS), dtype=np.float32)[val_y]
     try:
         history = model.fit(
-            _EpochBatches(data, variants, cfg.seed, cfg.batch_size),
-            validation_data=(data.x["validation"], data.y["validation"]) if cfg.holds_out_validation else None,
+            _EpochBatches(data, variants, cfg.seed, cfg.batch_size, cfg.mixup),
+            validation_data=(data.x["validation"], val_y) if cfg.holds_out_validation else None,
             epochs=cfg.epochs,
             verbose=0,
             callbacks=fit_callbacks(cfg, listener),

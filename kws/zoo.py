@@ -187,14 +187,25 @@ def _residual(x, channels: int):
     return layers.ReLU()(layers.Add()([x, skip]))
 
 
-def best(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
+#: How ``best`` sums up its last feature map: "pool" averages over time and frequency (the shipped model);
+#: "freq" averages over time only and keeps the frequency rows, so the head knows *where* in the spectrum a
+#: pattern sits (formants are positions). A cross-validation probe (``bench/cv.py --head``), not a preset.
+BEST_HEADS = ("pool", "freq")
+
+
+def best(
+    input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None, head: str = "pool"
+) -> keras.Model:
     """log-mel picture -> conv(24)+BN -> pool -> residual(32) -> pool -> residual(48) -> global average pool ->
     dropout -> softmax.
 
     A small ResNet in the spirit of Tang & Lin's res8 for keyword spotting: batch norm for fast, stable
     training, residual shortcuts, global pooling so it cannot memorise where in the picture a word sits,
     ~54k parameters. (A depthwise-separable variant scored the same but trained 2x slower on this CPU.)
+    ``head="freq"`` pools over time only (see :data:`BEST_HEADS`).
     """
+    if head not in BEST_HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from: {', '.join(BEST_HEADS)}")
     inputs, x = _image_stem(input_shape, stats, bands)
     x = layers.Conv2D(24, 3, padding="same", use_bias=False)(x)
     x = _bn()(x)
@@ -203,7 +214,10 @@ def best(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | 
     x = _residual(x, 32)
     x = layers.MaxPooling2D(2)(x)
     x = _residual(x, 48)
-    x = layers.GlobalAveragePooling2D()(x)
+    if head == "pool":
+        x = layers.GlobalAveragePooling2D()(x)
+    else:  # (frames, rows, channels) -> mean over frames -> one vector per frequency row, flattened
+        x = layers.Flatten()(layers.AveragePooling2D(pool_size=(x.shape[1], 1))(x))
     x = layers.Dropout(0.3)(x)
     return keras.Model(inputs, _head(x, n_classes), name="best")
 
