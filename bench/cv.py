@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -184,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.level:
         settings = dataclasses.replace(settings, level=args.level)
     head = args.head or zoo.BEST_HEADS[0]
+    variant: dict[str, Any] = {}
     if head != zoo.BEST_HEADS[0]:
         if cfg.models != ("best",):
             parser.error("--head changes best's head; use it with --models best")
-        zoo.ZOO["best"] = functools.partial(zoo.best, head=head)  # this process only: fit_one builds by name
+        variant["best"] = functools.partial(zoo.best, head=head)
     items = dataset.scan(args.data_dir)
-    results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
+    with mock.patch.dict(zoo.ZOO, variant):  # fit_one builds by name; the zoo is restored afterwards
+        results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
     record = summarise(cfg, settings, args.folds, results, head)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     logger.info(

@@ -198,7 +198,7 @@ def test_refit_learns_from_train_and_validation_and_claims_no_validation_score(t
     out_dir = tmp_path / "models"
     args = ["train", "--models", "perceptron", "--epochs", "3", "--copies", "1", "--batch-size", "8", "--seed", "1"]
     # stops where early stopping would have chosen for this recipe: epoch 2 of a 3-epoch schedule
-    args += ["--fit-on", "train+validation", "--stop-at", "2"]
+    args += ["--fit-on", "train+validation", "--stop-at", "2", "--mixup", "0.2"]
     args += ["--out", str(out_dir), "--data-dir", str(tmp_path / "data")]
     assert cli.main(args) == 0
     err = capsys.readouterr().err
@@ -207,6 +207,7 @@ def test_refit_learns_from_train_and_validation_and_claims_no_validation_score(t
     assert meta["fit_on"] == meta["train_config"]["fit_on"] == "train+validation"
     assert meta["validation_accuracy"] is None and not any(k.startswith("val_") for k in meta["history"])
     assert meta["train_config"]["patience"] == 0 and meta["train_config"]["stop_at"] == meta["epochs_run"] == 2
+    assert meta["train_config"]["mixup"] == 0.2
     counts = meta["split_counts"]
     assert counts == {"train": 6, "validation": 6, "test": 6}  # the dataset's splits, as they are
     # every train and validation clip, each with one augmented variant per epoch; scored on the test split only
@@ -221,6 +222,8 @@ def test_refit_learns_from_train_and_validation_and_claims_no_validation_score(t
     refused = ["train", "--fit-on", "train+validation", "--schedule", "plateau", "--data-dir", str(tmp_path / "data")]
     assert cli.main(refused) == 2
     assert "cosine" in capsys.readouterr().err
+    assert cli.main(["train", "--mixup", "-1", "--data-dir", str(tmp_path / "data")]) == 2
+    assert "mixup must be in [0, 2]" in capsys.readouterr().err
 
 
 def test_internal_error_is_one_line_exit_1(monkeypatch, capsys) -> None:

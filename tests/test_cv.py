@@ -59,7 +59,7 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
     monkeypatch.setattr(cv.train.dataset, "featurize", featurize_spy)
     out = tmp_path / "cv.json"
     common = ["--models", "perceptron", "--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
-    common += ["--level", "peak"]
+    common += ["--level", "peak", "--mixup", "0.3"]
     assert cv.main([str(out), *common, "--data-dir", str(tmp_path / "data")]) == 0
     assert read and not set(read) & test_paths
     record = json.loads(out.read_text())
@@ -70,6 +70,7 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
     assert all(f["held_out_clips"] + f["train_clips"] == 18 for f in record["per_fold"])
     assert set(record["wrong"]) <= set(every) and record["errors"] == len(record["wrong"])
     assert record["recipe"]["models"] == ["perceptron"] and record["recipe"]["epochs"] == 1
+    assert record["recipe"]["mixup"] == 0.3 and record["head"] == "pool"
     assert record["feature_settings"] == {**preset("lecture").to_dict(), "level": "peak"}
     assert levels and set(levels) == {"peak"}  # the probe's settings are the ones the folds trained on
     same = cv.compare(record, record)
@@ -86,3 +87,28 @@ def test_compare_is_paired_on_the_clips_only_one_recipe_gets_wrong() -> None:
     assert result["p_second_better"] == pytest.approx(0.5**8, abs=1e-4) and result["p_first_better"] == 1.0
     with pytest.raises(SystemExit, match="different clips"):
         cv.compare(a, b | {"clips_sha256": cv.clips_digest(clips[:50])})
+
+
+def test_the_head_probe_builds_best_with_it_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
+    cv = _module()
+    make_dataset(tmp_path / "data", per_split=2)
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    summaries: list[int] = []
+    fit_one = cv.train.fit_one
+
+    def spy(name, *args, **kwargs):
+        model, history = fit_one(name, *args, **kwargs)
+        summaries.append(model.get_layer("probabilities").input.shape[-1])
+        return model, history
+
+    monkeypatch.setattr(cv.train, "fit_one", spy)
+    out = tmp_path / "cv.json"
+    common = ["--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0", "--data-dir", str(tmp_path / "data")]
+    with pytest.raises(SystemExit) as exit_info:
+        cv.main([str(out), "--models", "perceptron", "--head", "freq", *common])
+    assert exit_info.value.code == 2  # the head belongs to best only
+    original = cv.zoo.ZOO["best"]
+    assert cv.main([str(out), "--models", "best", "--head", "freq", *common]) == 0
+    assert json.loads(out.read_text())["head"] == "freq"
+    assert len(summaries) == 2 and summaries[0] > 48  # frequency rows x 48 channels, not the 48 of global pooling
+    assert cv.zoo.ZOO["best"] is original

@@ -165,3 +165,59 @@ def test_augmented_epochs_are_made_once_and_shared_by_every_model() -> None:
     assert batches.epoch == 1 and shared._current[0] == 1
     shared.close()
     assert not stored.exists()
+
+
+def test_mixup_blends_inputs_and_targets_with_one_weight_per_example() -> None:
+    n = 8
+    x = np.zeros((n, 5, n), np.float32)
+    x[np.arange(n), :, np.arange(n)] = 1.0  # example i carries a 1 in column i only: the blend can be read back
+    y = np.arange(n) % len(LABELS)
+    mixed, targets = train.mix_batch(x, y, np.random.default_rng(3), alpha=0.4)
+    assert mixed.shape == x.shape and mixed.dtype == np.float32 and targets.shape == (n, len(LABELS))
+    np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-6)
+    onehot = np.eye(len(LABELS))[y]
+    for i in range(n):
+        weights = mixed[i, 0]  # lam on i, 1 - lam on its partner (all on i when it drew itself)
+        assert np.all(mixed[i] == weights) and weights.sum() == pytest.approx(1.0) and weights[i] > 0
+        np.testing.assert_allclose(targets[i], weights @ onehot, atol=1e-6)  # the targets blend like the inputs
+        assert np.count_nonzero(weights) <= 2
+    assert np.any(mixed != x)  # not a no-op
+    again = train.mix_batch(x, y, np.random.default_rng(3), alpha=0.4)
+    np.testing.assert_array_equal(again[0], mixed)
+
+
+def test_mixup_batches_are_soft_repeatable_and_train(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    feats = rng.normal(size=(12, 11, 20)).astype(np.float32)
+    y = np.arange(12) % len(LABELS)
+    flat = feats.reshape(-1, 20)
+    data = train._Data(
+        x={"train": feats, "validation": feats[:6], "test": feats[:6]},
+        y={"train": y, "validation": y[:6], "test": y[:6]},
+        stats=(flat.mean(0), flat.var(0)),
+        fingerprint="test",
+        skipped=[],
+        train_windows=np.zeros((12, 16000), np.float32),
+    )
+    cfg = train.TrainConfig(models=("perceptron",), preset="lecture", augment=False, batch_size=4, epochs=2, mixup=0.2)
+    settings = train.features.preset("lecture")
+    variants = train.AugmentedEpochs(data, settings, cfg)
+    batches = train._EpochBatches(data, variants, cfg.seed, cfg.batch_size, cfg.mixup)
+    batches.on_epoch_begin()
+    xb, yb = batches[1]
+    assert yb.shape == (4, len(LABELS)) and np.allclose(yb.sum(1), 1.0)
+    np.testing.assert_array_equal(batches[1][0], xb)  # asked again, the same blend
+    plain = train._EpochBatches(data, variants, cfg.seed, cfg.batch_size)
+    plain.on_epoch_begin()
+    assert plain[1][1].dtype == np.int64  # without mixup the labels stay indices
+    listener = train._Listener("perceptron", 0, 1, cfg.epochs, train.Progress(), None)
+    model, history = train.fit_one("perceptron", data, cfg, settings, listener)
+    assert len(history["loss"]) == 2 and all(np.isfinite(history["val_loss"]))
+    assert 0 <= history["val_accuracy"][-1] <= 1
+    variants.close()
+
+
+def test_mixup_out_of_range_is_refused() -> None:
+    for bad in (-0.1, 2.5):
+        with pytest.raises(ValueError, match="mixup"):
+            train.TrainConfig(mixup=bad)

@@ -114,3 +114,17 @@ def test_the_layer_and_the_apps_picture_agree() -> None:
     coeffs = np.random.default_rng(7).normal(size=(11, 20)).astype(np.float32)
     inside = np.asarray(zoo.InverseDCT(s.n_mels)(coeffs[None]))[0]
     np.testing.assert_allclose(inside, log_mel_from_mfcc(coeffs, s), atol=1e-4)
+
+
+def test_best_frequency_head_keeps_the_frequency_rows() -> None:
+    input_shape = shapes(PRESETS["standard"]).input_shape
+    pooled = zoo.best(input_shape, len(LABELS))
+    rows = zoo.best(input_shape, len(LABELS), head="freq")
+    _, rows_out, channels = pooled.get_layer(index=-3).input.shape[1:]  # the last residual block's map
+    summary = rows.get_layer("probabilities").input.shape[-1]
+    assert summary == rows_out * channels and pooled.get_layer("probabilities").input.shape[-1] == channels
+    assert rows.count_params() - pooled.count_params() == (rows_out - 1) * channels * len(LABELS)
+    probs = np.asarray(rows(np.zeros((2, *input_shape), np.float32), training=False))
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="pool, freq"):
+        zoo.best(input_shape, len(LABELS), head="attention")
