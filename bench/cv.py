@@ -89,7 +89,7 @@ def summarise(
     settings: features.FeatureSettings,
     folds: int,
     results: list[dict[str, Any]],
-    head: str = zoo.BEST_HEADS[0],
+    head: str = zoo.BEST_HEAD,
 ) -> dict[str, Any]:
     """The JSON record: totals, per-fold rows and which clips were wrong (``word/file.wav``, for --compare)."""
     labels = np.concatenate([r["labels"] for r in results])
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float)
     parser.add_argument("--masks", type=int)
     parser.add_argument("--mixup", type=float)
-    parser.add_argument("--head", choices=zoo.BEST_HEADS, help="best's head, changed (a probe; --models best only)")
+    parser.add_argument("--head", choices=zoo.BEST_HEADS, help="best's head, if not the zoo's (--models best only)")
     parser.add_argument("--patience", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -184,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = features.preset(cfg.preset)
     if args.level:
         settings = dataclasses.replace(settings, level=args.level)
-    head = args.head or zoo.BEST_HEADS[0]
+    head = args.head or zoo.BEST_HEAD
     variant: dict[str, Any] = {}
-    if head != zoo.BEST_HEADS[0]:
+    if head != zoo.BEST_HEAD:
         if cfg.models != ("best",):
             parser.error("--head changes best's head; use it with --models best")
         variant["best"] = functools.partial(zoo.best, head=head)
