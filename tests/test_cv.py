@@ -89,7 +89,7 @@ def test_compare_is_paired_on_the_clips_only_one_recipe_gets_wrong() -> None:
         cv.compare(a, b | {"clips_sha256": cv.clips_digest(clips[:50])})
 
 
-def test_the_head_probe_builds_best_with_it_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
+def test_the_head_option_builds_best_with_it_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
     cv = _module()
     make_dataset(tmp_path / "data", per_split=2)
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
@@ -105,10 +105,12 @@ def test_the_head_probe_builds_best_with_it_and_restores_the_zoo(tmp_path: Path,
     out = tmp_path / "cv.json"
     common = ["--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0", "--data-dir", str(tmp_path / "data")]
     with pytest.raises(SystemExit) as exit_info:
-        cv.main([str(out), "--models", "perceptron", "--head", "freq", *common])
+        cv.main([str(out), "--models", "perceptron", "--head", "pool", *common])
     assert exit_info.value.code == 2  # the head belongs to best only
     original = cv.zoo.ZOO["best"]
-    assert cv.main([str(out), "--models", "best", "--head", "freq", *common]) == 0
-    assert json.loads(out.read_text())["head"] == "freq"
-    assert len(summaries) == 2 and summaries[0] > 48  # frequency rows x 48 channels, not the 48 of global pooling
+    assert cv.main([str(out), "--models", "best", "--head", "pool", *common]) == 0
+    assert json.loads(out.read_text())["head"] == "pool"
+    assert summaries == [48, 48]  # the earlier head: a global average of the 48 channels
     assert cv.zoo.ZOO["best"] is original
+    assert cv.main([str(out), "--models", "best", *common]) == 0
+    assert json.loads(out.read_text())["head"] == "freq" and summaries[2] > 48  # frequency rows x 48 channels

@@ -118,13 +118,14 @@ def test_the_layer_and_the_apps_picture_agree() -> None:
 
 def test_best_frequency_head_keeps_the_frequency_rows() -> None:
     input_shape = shapes(PRESETS["standard"]).input_shape
-    pooled = zoo.best(input_shape, len(LABELS))
-    rows = zoo.best(input_shape, len(LABELS), head="freq")
+    pooled = zoo.best(input_shape, len(LABELS), head="pool")
+    rows = zoo.build("best", input_shape, len(LABELS))  # the default since rule head_2026_11_24
+    assert zoo.BEST_HEAD == "freq"
     _, rows_out, channels = pooled.get_layer(index=-3).input.shape[1:]  # the last residual block's map
     summary = rows.get_layer("probabilities").input.shape[-1]
     assert summary == rows_out * channels and pooled.get_layer("probabilities").input.shape[-1] == channels
     assert rows.count_params() - pooled.count_params() == (rows_out - 1) * channels * len(LABELS)
     probs = np.asarray(rows(np.zeros((2, *input_shape), np.float32), training=False))
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
-    with pytest.raises(ValueError, match="pool, freq"):
+    with pytest.raises(ValueError, match="freq, pool"):
         zoo.best(input_shape, len(LABELS), head="attention")
