@@ -523,7 +523,7 @@ def build_meta(
     return {
         "name": name,
         "architecture": zoo.ARCHITECTURES[name],
-        "description": (zoo.ZOO[name].__doc__ or "").strip().splitlines()[0],
+        "description": zoo.describe(name),
         "preset": settings.name,
         "feature_settings": settings.to_dict(),
         "labels": list(config.LABELS),

@@ -18,7 +18,7 @@ from kws.features import inverse_dct
 
 layers = keras.layers
 
-__all__ = ["ARCHITECTURES", "ZOO", "build", "check_names"]
+__all__ = ["ARCHITECTURES", "ZOO", "build", "check_names", "describe"]
 
 
 @keras.saving.register_keras_serializable(package="kws")
@@ -234,6 +234,13 @@ ZOO: dict[str, Callable[..., keras.Model]] = {
     "lstm": lstm,
     "best": best,
 }
+
+
+def describe(name: str) -> str:
+    """The architecture's sketch for its metadata: the docstring's first paragraph on one line (its first line
+    alone cut some sketches mid-arrow)."""
+    doc = (ZOO[name].__doc__ or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def check_names(names: list[str] | tuple[str, ...]) -> list[str]:

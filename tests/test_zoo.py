@@ -65,6 +65,8 @@ def test_every_architecture_is_named_and_documented() -> None:
     assert len(zoo.ZOO) == 6
     for name, builder in zoo.ZOO.items():
         assert (builder.__doc__ or "").strip(), f"{name} has no docstring"
+        sketch = zoo.describe(name)  # what the metadata keeps: a whole sketch, never cut mid-arrow
+        assert "softmax" in sketch and sketch.endswith(".") and "\n" not in sketch and "  " not in sketch
 
 
 def test_inverse_dct_gives_back_librosas_log_mel() -> None:
