@@ -99,7 +99,7 @@ def summarise(
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
         "feature_settings": settings.to_dict(),
-        "head": head,
+        "head": head if cfg.models == ("best",) else None,  # only best has a choice of head
         "folds": folds,
         "clips": len(labels),
         "errors": int(wrong.sum()),

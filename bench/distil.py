@@ -23,6 +23,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -146,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return model, dict(history.history)
 
-    train.fit_one = fit_one  # the rest of kws.train (data, augmentation, saving) is used as it is
     cfg = train.TrainConfig(models=("best",), seed=args.seed, epochs=args.epochs, limit_per_split=args.limit)
-    train.train(cfg, args.out, data_dir=args.data_dir)
+    # the rest of kws.train (data, augmentation, saving) is used as it is; the swap ends with the run, so a caller's
+    # process (a test) keeps the real fit_one
+    with mock.patch.object(train, "fit_one", fit_one):
+        train.train(cfg, args.out, data_dir=args.data_dir)
     record(Path(args.out), teachers, args.temperature, args.alpha)
     logging.info("wrote %s/best.keras; compare with: python bench/choose.py models %s", args.out, args.out)
     return 0

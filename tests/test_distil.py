@@ -46,7 +46,10 @@ def test_loss_is_cross_entropy_plus_scaled_kl() -> None:
 def test_a_tiny_run_writes_a_model_that_choose_can_read(tmp_path) -> None:
     make_dataset(tmp_path / "data", per_split=2)
     out = tmp_path / "out"
-    assert _module().main([str(out), "--data-dir", str(tmp_path / "data"), "--epochs", "2", "--limit", "6"]) == 0
+    distil = _module()
+    real_fit_one = distil.train.fit_one
+    assert distil.main([str(out), "--data-dir", str(tmp_path / "data"), "--epochs", "2", "--limit", "6"]) == 0
+    assert distil.train.fit_one is real_fit_one  # its distilling fit_one was swapped in for the run only
     meta = json.loads((out / "best.json").read_text())
     assert meta["name"] == "best" and meta["epochs_run"] == 2
     assert len(meta["history"]["accuracy"]) == 2  # the packed-target accuracy is logged under the usual name

@@ -66,7 +66,9 @@ def test_every_architecture_is_named_and_documented() -> None:
     for name, builder in zoo.ZOO.items():
         assert (builder.__doc__ or "").strip(), f"{name} has no docstring"
         sketch = zoo.describe(name)  # what the metadata keeps: a whole sketch, never cut mid-arrow
-        assert "softmax" in sketch and sketch.endswith(".") and "\n" not in sketch and "  " not in sketch
+        assert sketch.endswith(".") and not sketch.rstrip(".").endswith("->")
+        assert "\n" not in sketch and "  " not in sketch
+    assert zoo.describe("best").endswith("the frequency rows flattened -> dropout -> softmax.")
 
 
 def test_inverse_dct_gives_back_librosas_log_mel() -> None:
