@@ -11,6 +11,11 @@ a little optimistic, alike for every recipe. Each fold trains on ~72% of the spe
 
     python bench/cv.py OUT.json --models best [--folds 5] [--seed 7] [--epochs N] [--copies N] [...]
     python bench/cv.py --compare A.json B.json     # paired: the clips exactly one of the two recipes gets wrong
+    python bench/cv.py --compare A.json A.json:tta # the same models, with test-time views averaged
+
+Each held-out clip is also answered on views of its window moved by ``VIEW_SHIFTS`` (``segment.shifted_windows``);
+the record's ``tta`` entry scores the average over ``TTA_SHIFTS``, and ``OUT.views.npz`` keeps every view's
+probabilities, so other averages can be read later without training again.
 """
 
 from __future__ import annotations
@@ -34,11 +39,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from choose import log_loss, mcnemar_p  # noqa: E402
 
-from kws import config, dataset, features, train, zoo  # noqa: E402
+from kws import config, dataset, features, segment, train, zoo  # noqa: E402
 from kws.cli import UsageError, train_config  # noqa: E402
 from kws.features import PRESETS  # noqa: E402
 
 logger = logging.getLogger("cv")
+
+#: Test-time views of each held-out clip, in samples (50 ms steps, within training's ±150 ms shifts).
+VIEW_SHIFTS = (-1600, -800, 0, 800, 1600)
+#: The views whose average probabilities the record scores as ``tta`` (rule ``tta_2026_11_24``).
+TTA_SHIFTS = (-1600, 0, 1600)
 
 
 def fold_of(speaker: str, folds: int) -> int:
@@ -72,15 +82,42 @@ def run_fold(
     listener = train._Listener(name, 0, 1, cfg.epochs, train.Progress(on_epoch=on_epoch), None)
     model, history = train.fit_one(name, data, cfg, settings, listener)
     probs = np.asarray(model.predict(data.x["validation"], batch_size=512, verbose=0))
+    views = view_probs(model, settings, [it for it in items if it.split == "validation"], data.paths["validation"])
+    if not np.allclose(views[VIEW_SHIFTS.index(0)], probs, atol=1e-5):
+        raise SystemExit("the unshifted view disagrees with the training features: the feature paths have parted")
     return {
         "fold": fold,
         "paths": data.paths["validation"],
         "labels": data.y["validation"],
         "probs": probs,
+        "views": views,
         "train_clips": len(data.y["train"]),
         "epochs_run": len(history.get("loss", [])),
         "seconds": round(time.perf_counter() - started, 1),
         "skipped": data.skipped,
+    }
+
+
+def view_probs(model: Any, settings: features.FeatureSettings, held_out: list[dataset.Item], paths: list[str]):
+    """Probabilities ``(len(VIEW_SHIFTS), n, labels)`` of the held-out clips (in ``paths``' order) on shifted views."""
+    waves = dataset.load_waveforms(held_out)
+    clips = {str(it.path): clip for it, clip in zip(waves.items, waves.clips)}
+    windows = np.stack([segment.shifted_windows(clips[p], settings, VIEW_SHIFTS) for p in paths])  # (n, V, L)
+    x = features.mfcc_batch(windows.reshape(-1, windows.shape[-1]), settings)
+    probs = np.asarray(model.predict(x, batch_size=512, verbose=0)).reshape(len(paths), len(VIEW_SHIFTS), -1)
+    return probs.transpose(1, 0, 2)
+
+
+def scored(probs: np.ndarray, labels: np.ndarray, paths: list[str]) -> dict[str, Any]:
+    """Errors, accuracy, log-loss and the wrong clips of one set of answers: what --compare pairs."""
+    wrong = probs.argmax(1) != labels
+    return {
+        "clips": len(labels),
+        "errors": int(wrong.sum()),
+        "accuracy": round(float(1 - wrong.mean()), 5),
+        "log_loss": round(log_loss(probs, labels), 5),
+        "wrong": sorted(p for p, w in zip(paths, wrong) if w),
+        "clips_sha256": clips_digest(paths),
     }
 
 
@@ -96,6 +133,8 @@ def summarise(
     probs = np.concatenate([r["probs"] for r in results])
     paths = [f"{Path(p).parent.name}/{Path(p).name}" for r in results for p in r["paths"]]
     wrong = probs.argmax(1) != labels
+    views = np.concatenate([r["views"] for r in results], axis=1)
+    tta = views[[VIEW_SHIFTS.index(s) for s in TTA_SHIFTS]].mean(0)
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
         "feature_settings": settings.to_dict(),
@@ -120,7 +159,30 @@ def summarise(
         # which clips were held out, without listing 4,000 names: two runs can be paired only if these match
         "clips_sha256": clips_digest(paths),
         "skipped": [list(s) for r in results for s in r["skipped"]],
+        "tta": {"shifts": list(TTA_SHIFTS)} | scored(tta, labels, paths),
     }
+
+
+def save_views(out: Path, results: list[dict[str, Any]]) -> Path:
+    """Every view's probabilities beside the record, for averages the record does not score."""
+    path = out.with_suffix(".views.npz")
+    np.savez_compressed(
+        path,
+        shifts=np.array(VIEW_SHIFTS),
+        paths=np.array([f"{Path(p).parent.name}/{Path(p).name}" for r in results for p in r["paths"]]),
+        labels=np.concatenate([r["labels"] for r in results]),
+        probs=np.concatenate([r["views"] for r in results], axis=1).astype(np.float32),
+    )
+    return path
+
+
+def load_record(spec: Path) -> dict[str, Any]:
+    """A run's record, or with ``:tta`` after the file name, the same run's test-time-averaged answers."""
+    name, _, part = str(spec).partition(":")
+    record = json.loads(Path(name).read_text())
+    if part and part not in record:
+        raise SystemExit(f"{name} has no {part!r} entry (recorded before cv.py scored views)")
+    return record[part] if part else record
 
 
 def clips_digest(paths: list[str]) -> str:
@@ -172,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.compare:
-        a, b = (json.loads(p.read_text()) for p in args.compare)
+        a, b = (load_record(p) for p in args.compare)
         print(json.dumps(compare(a, b), indent=2))
         return 0
     if args.out is None or args.folds < 2:
@@ -195,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
     record = summarise(cfg, settings, args.folds, results, head)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
+    save_views(args.out, results)
     logger.info(
         "%s: %d of %d held-out clips wrong (%.2f%%)",
         cfg.models[0],
@@ -202,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         record["clips"],
         100 * (1 - record["accuracy"]),
     )
+    logger.info("with test-time views %s averaged: %d wrong", TTA_SHIFTS, record["tta"]["errors"])
     return 0
 
 

@@ -57,6 +57,11 @@ def _start(x: np.ndarray, length: int) -> int:
     return int(near[len(near) // 2])
 
 
+def _origin(x: np.ndarray, length: int) -> int:
+    """Where the window starts in ``x``: negative for a short clip, which sits centred in zeros."""
+    return -((length - x.size) // 2) if x.size <= length else _start(x, length)
+
+
 def _place(x: np.ndarray, length: int, out: np.ndarray) -> tuple[int, int]:
     """Write the window of ``x`` into ``out`` (zeros around a short clip); returns (start, end) in ``x``."""
     if x.size <= length:
@@ -65,7 +70,7 @@ def _place(x: np.ndarray, length: int, out: np.ndarray) -> tuple[int, int]:
         out[before : before + x.size] = x
         out[before + x.size :] = 0.0
         return 0, x.size
-    start = _start(x, length)
+    start = _origin(x, length)
     out[:] = x[start : start + length]
     return start, start + length
 
@@ -91,4 +96,23 @@ def batch_windows(clips: list[np.ndarray], settings: FeatureSettings) -> np.ndar
     out = np.empty((len(clips), length), dtype=np.float32)
     for i, clip in enumerate(clips):
         _place(np.asarray(clip, dtype=np.float32), length, out[i])
+    return out
+
+
+def shifted_windows(samples: np.ndarray, settings: FeatureSettings, shifts: tuple[int, ...]) -> np.ndarray:
+    """The word's window moved by each of ``shifts`` samples (later for positive): ``(len(shifts), clip_samples)``.
+
+    Test-time views: the recording's own audio where it has some, zeros beyond its ends, so a 1-second clip
+    gives the zero-filled shifts that training's augmentation makes, and a longer recording its real context.
+    Shift 0 is exactly :func:`find_window`'s window.
+    """
+    length = shapes(settings).clip_samples
+    x = np.asarray(samples, dtype=np.float32)
+    origin = _origin(x, length)
+    out = np.zeros((len(shifts), length), dtype=np.float32)
+    for row, shift in zip(out, shifts):
+        start = origin + int(shift)
+        lo, hi = max(start, 0), min(start + length, x.size)
+        if hi > lo:
+            row[lo - start : hi - start] = x[lo:hi]
     return out
