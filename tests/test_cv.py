@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _audio_util import bench_script, make_dataset
 
@@ -75,6 +76,17 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
     assert levels and set(levels) == {"peak"}  # the probe's settings are the ones the folds trained on
     same = cv.compare(record, record)
     assert same["only_first_wrong"] == same["only_second_wrong"] == 0 and same["p_first_better"] == 1.0
+    # test-time views: each clip answered on shifted windows, the registered average scored like a run of its own
+    views = np.load(out.with_suffix(".views.npz"))
+    assert list(views["shifts"]) == list(cv.VIEW_SHIFTS) and views["probs"].shape == (len(cv.VIEW_SHIFTS), 18, 3)
+    assert sorted(views["paths"]) == sorted(every) and np.allclose(views["probs"].sum(-1), 1.0, atol=1e-4)
+    tta = record["tta"]
+    assert tta["shifts"] == list(cv.TTA_SHIFTS) and tta["clips_sha256"] == record["clips_sha256"]
+    picked = views["probs"][[cv.VIEW_SHIFTS.index(s) for s in cv.TTA_SHIFTS]].mean(0)
+    assert tta["wrong"] == sorted(p for p, w in zip(views["paths"], picked.argmax(1) != views["labels"]) if w)
+    assert cv.load_record(Path(f"{out}:tta")) == tta and cv.load_record(out) == record
+    with pytest.raises(SystemExit, match="no 'nope' entry"):
+        cv.load_record(Path(f"{out}:nope"))
 
 
 def test_compare_is_paired_on_the_clips_only_one_recipe_gets_wrong() -> None:
@@ -103,7 +115,8 @@ def test_the_head_option_builds_best_with_it_and_restores_the_zoo(tmp_path: Path
 
     monkeypatch.setattr(cv.train, "fit_one", spy)
     out = tmp_path / "cv.json"
-    common = ["--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0", "--data-dir", str(tmp_path / "data")]
+    common = ["--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
+    common += ["--data-dir", str(tmp_path / "data")]
     with pytest.raises(SystemExit) as exit_info:
         cv.main([str(out), "--models", "perceptron", "--head", "pool", *common])
     assert exit_info.value.code == 2  # the head belongs to best only

@@ -7,7 +7,7 @@ import pytest
 from _audio_util import RATE, word_like
 
 from kws.features import preset, shapes
-from kws.segment import SPEECH_THRESHOLD_DB, batch_windows, find_window, loudness_db
+from kws.segment import SPEECH_THRESHOLD_DB, batch_windows, find_window, loudness_db, shifted_windows
 
 S = preset("standard")
 
@@ -88,3 +88,20 @@ def test_batch_windows() -> None:
     assert out.shape == (3, RATE) and out.dtype == np.float32
     for row, clip in zip(out, clips):  # short, long and exact clips: the same placement as find_window
         np.testing.assert_array_equal(row, find_window(clip, S).samples)
+
+
+def test_shifted_windows_move_the_window_with_real_context_or_zeros() -> None:
+    long, short = embed(2.5, 1.0), word_like(0.3)
+    for clip in (long, short, embed(1.0, 0.3)):
+        views = shifted_windows(clip, S, (-800, 0, 1600))
+        window = find_window(clip, S).samples
+        assert views.shape == (3, RATE) and views.dtype == np.float32
+        np.testing.assert_array_equal(views[1], window)  # shift 0 is the window itself
+        np.testing.assert_array_equal(views[0][800:], window[:-800])  # earlier: the word moves right
+        np.testing.assert_array_equal(views[2][:-1600], window[1600:])  # later: the word moves left
+    start = int(round(find_window(long, S).start_s * RATE))
+    np.testing.assert_array_equal(shifted_windows(long, S, (-800,))[0][:800], long[start - 800 : start])  # real audio
+    padded = shifted_windows(short, S, (-8000, 8000))  # beyond a short clip's ends: zeros, the word partly kept
+    assert np.count_nonzero(padded[0][:8000]) == 0 and np.count_nonzero(padded[1][-8000:]) == 0
+    far = shifted_windows(short, S, (40000,))  # wholly past the recording: silence, not an error
+    assert not far.any()
