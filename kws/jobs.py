@@ -52,6 +52,11 @@ DEFAULT_EPOCHS = 10
 AUGMENT_LABEL = (
     "Augment (speed ±10%, shift, gain, noise, SpecAugment masks: a fresh variant of each training clip every epoch)"
 )
+#: What a run may learn from (``config.FIT_ON``), in the Retrain page's words.
+FIT_ON_LABELS: dict[str, str] = {
+    "train": "the train split (early stopping watches the validation split)",
+    "train+validation": "train + validation: the final refit, as the shipped best had (no early stopping)",
+}
 BATCH_SIZES: tuple[int, ...] = (32, 64, 128, 256)
 LEARNING_RATES: tuple[float, ...] = (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 
@@ -118,6 +123,8 @@ class Estimate:
     feature_parts: dict[str, float]
     per_model: dict[str, float]
     sources: dict[str, str]
+    #: False for a refit: nothing is held out, so every epoch runs.
+    early_stopping: bool = True
 
     @property
     def feature_seconds(self) -> float:
@@ -139,7 +146,7 @@ class Estimate:
         return (
             f"Expected time: up to about {_duration(self.total_seconds)} (start-up and features "
             f"~{_duration(self.feature_seconds)}; "
-            f"{parts}). Early stopping may finish sooner. Estimated from {how}."
+            f"{parts}).{' Early stopping may finish sooner.' if self.early_stopping else ''} Estimated from {how}."
         )
 
 
@@ -170,7 +177,8 @@ def estimate(cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, st
     rates = past_rates() if rates is None else rates
     clips = sum(counts.values())
     copies = cfg.variants_per_clip
-    examples = counts["train"] * (1 + copies)
+    fitted = sum(counts[split] for split in cfg.fit_splits)  # a refit also learns from the validation clips
+    examples = fitted * (1 + copies)
     feature_parts = {
         "starting": STARTUP_S,
         "reading": clips * READ_MS / 1000,
@@ -178,7 +186,7 @@ def estimate(cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, st
     }
     # fresh augmented copies are made every epoch, once per run (all models share them): the first model pays.
     # Past runs' train_seconds already include that cost where the model came first.
-    augment_s = counts["train"] * copies * AUGMENT_MS[cfg.preset] / 1000
+    augment_s = fitted * copies * AUGMENT_MS[cfg.preset] / 1000
     per_model, sources = {}, {}
     for index, name in enumerate(cfg.models):
         rate = rates.get((name, cfg.preset))
@@ -187,7 +195,7 @@ def estimate(cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, st
         if rate is None and index == 0:
             epoch_s += augment_s
         per_model[name] = MODEL_OVERHEAD_S + epoch_s * cfg.epochs
-    return Estimate(feature_parts=feature_parts, per_model=per_model, sources=sources)
+    return Estimate(feature_parts, per_model, sources, early_stopping=cfg.holds_out_validation)
 
 
 RUNNING_STATES = ("featurizing", "training", "cancelling")

@@ -92,6 +92,15 @@ def model_table() -> list[dict]:
     return _model_table(str(models_dir), _dir_stamp(models_dir))
 
 
+def training_curves(histories: dict) -> None:
+    """Loss and accuracy per epoch side by side, training solid and validation dashed, one colour per model."""
+    from kws.plots import training_curves as chart
+
+    left, right = st.columns(2)
+    left.plotly_chart(chart(histories, "loss"), key="retrain_loss")
+    right.plotly_chart(chart(histories, "accuracy"), key="retrain_accuracy")
+
+
 @st.cache_resource
 def training_manager():
     """The server's one background-training manager (Retrain page): shared by every session and rerun."""

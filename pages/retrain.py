@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kws import config, jobs, modelsets, plots, ui, zoo
+from kws import config, jobs, modelsets, ui, zoo
 from kws.dataset import DatasetMissingError
 from kws.features import PRESETS
 from kws.store import ModelStoreError
@@ -22,13 +22,6 @@ for key, value in {"retrain_job": None, "retrain_note": None}.items():
         st.session_state[key] = value
 
 
-def curves(job: jobs.Job) -> None:
-    """Loss and accuracy per epoch, training solid and validation dashed, one colour per model."""
-    left, right = st.columns(2)
-    left.plotly_chart(plots.training_curves(job.histories, "loss"), key="retrain_loss")
-    right.plotly_chart(plots.training_curves(job.histories, "accuracy"), key="retrain_accuracy")
-
-
 @st.fragment(run_every=1.0)
 def live() -> None:
     """Polls the background job once a second; a full rerun shows the results once it ends."""
@@ -39,7 +32,7 @@ def live() -> None:
     st.caption(job.summary)
     if job.id == st.session_state.retrain_job and st.button("Cancel training", disabled=job.state == "cancelling"):
         manager.cancel(job.id)
-    curves(job)
+    ui.training_curves(job.histories)
 
 
 job = manager.current()
@@ -55,7 +48,7 @@ if job is not None and not job.running and job.id == st.session_state.retrain_jo
         st.subheader("New models vs the ones in use")
         st.success(f"{job.status_text}: new set `{job.id}`.")
         st.dataframe(modelsets.compare_rows(job.id, modelsets.comparison_baseline(job.id)), hide_index=True)
-        curves(job)
+        ui.training_curves(job.histories)
         if modelsets.active_set() == job.id:
             st.info("The app uses these models.")
         elif st.button("Use these models", type="primary", key="retrain_use"):
@@ -85,11 +78,15 @@ elif counts is not None:
     batch = col3.select_slider("Batch size", jobs.BATCH_SIZES, 64, key="retrain_batch")
     rate = col4.select_slider("Learning rate", jobs.LEARNING_RATES, 2e-3, key="retrain_lr")
     augment = st.toggle(jobs.AUGMENT_LABEL, True, key="retrain_aug")
+    with st.expander("What to learn from, and the seed"):
+        fit_on = st.radio("Learn from", list(jobs.FIT_ON_LABELS), format_func=jobs.FIT_ON_LABELS.get, key="retrain_fit")
+        seed = st.number_input("Seed (the same seed and settings give the same model)", 0, 2**31 - 1, 42, key="retrain_seed")
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
     if models:
         cfg = jobs.make_config(
-            models=models, preset=preset, epochs=int(epochs), batch_size=batch, learning_rate=rate, augment=augment
-        )
+            models=models, preset=preset, epochs=int(epochs), batch_size=batch, learning_rate=rate, augment=augment,
+            fit_on=fit_on, seed=int(seed),
+        )  # fmt: skip
         st.caption(jobs.estimate(cfg, counts).describe())
     if st.button("Start training", type="primary", disabled=not models, key="retrain_start"):
         try:

@@ -89,6 +89,14 @@ def test_estimate_uses_past_runs_where_it_has_them_else_the_cost_table() -> None
     assert no_aug.per_model["lstm"] == pytest.approx(
         jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * 1000 * 10 / 1000
     )
+    assert "Early stopping may finish sooner" in no_aug.describe()
+    # a refit learns from the validation clips too, and runs every epoch
+    refit_cfg = jobs.make_config(models=["lstm"], epochs=10, augment=False, fit_on="train+validation")
+    refit = jobs.estimate(refit_cfg, counts, rates={})
+    assert refit.per_model["lstm"] == pytest.approx(
+        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * 1100 * 10 / 1000
+    )
+    assert "Early stopping" not in refit.describe() and not refit.early_stopping
 
 
 def test_default_settings_are_estimated_to_finish_in_a_few_minutes(data_dir: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kws import config, jobs, modelsets, ui
+from kws import config, jobs, modelsets, store, ui
 from kws.dataset import missing_message
 
 ROOT = Path(__file__).absolute().parent.parent
@@ -86,6 +86,10 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     at.multiselect(key="retrain_models").set_value(["perceptron"])
     at.number_input(key="retrain_epochs").set_value(2)
     at.text_input(key="retrain_owner").set_value("ann")
+    assert at.radio(key="retrain_fit").value == "train"
+    at.radio(key="retrain_fit").set_value("train+validation").run()  # the shipped best's final refit
+    assert "Early stopping" not in texts(at)  # the estimate knows a refit runs every epoch
+    at.number_input(key="retrain_seed").set_value(3)
     button(at, "Start training").click().run()
     assert not at.exception, at.exception
     seen_progress, seen_cancel = [], False
@@ -100,6 +104,8 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     assert seen_progress and seen_cancel  # the starter saw progress and could cancel
     job = ui.training_manager().current()
     assert job.state == "done"
+    meta = store.read_meta(config.runs_dir() / job.id / "perceptron.json")
+    assert meta["fit_on"] == "train+validation" and meta["train_config"]["seed"] == 3
     comparison = at.dataframe[0].value
     assert list(comparison["set"]) == ["new", f"in use ({modelsets.SHIPPED})"]
     assert {"test accuracy", "acc bed", "acc happy", "acc cat", "train s", "parameters"} <= set(comparison.columns)
