@@ -129,11 +129,9 @@ def summarise(
     head: str = zoo.BEST_HEAD,
 ) -> dict[str, Any]:
     """The JSON record: totals, per-fold rows and which clips were wrong (``word/file.wav``, for --compare)."""
-    labels = np.concatenate([r["labels"] for r in results])
+    paths, labels, views = pooled(results)
     probs = np.concatenate([r["probs"] for r in results])
-    paths = [f"{Path(p).parent.name}/{Path(p).name}" for r in results for p in r["paths"]]
     wrong = probs.argmax(1) != labels
-    views = np.concatenate([r["views"] for r in results], axis=1)
     tta = views[[VIEW_SHIFTS.index(s) for s in TTA_SHIFTS]].mean(0)
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
@@ -163,15 +161,19 @@ def summarise(
     }
 
 
+def pooled(results: list[dict[str, Any]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every fold's held-out clips together: names (``word/file.wav``), labels, and view probabilities."""
+    names = [f"{Path(p).parent.name}/{Path(p).name}" for r in results for p in r["paths"]]
+    labels = np.concatenate([r["labels"] for r in results])
+    return names, labels, np.concatenate([r["views"] for r in results], axis=1)
+
+
 def save_views(out: Path, results: list[dict[str, Any]]) -> Path:
     """Every view's probabilities beside the record, for averages the record does not score."""
     path = out.with_suffix(".views.npz")
+    names, labels, views = pooled(results)
     np.savez_compressed(
-        path,
-        shifts=np.array(VIEW_SHIFTS),
-        paths=np.array([f"{Path(p).parent.name}/{Path(p).name}" for r in results for p in r["paths"]]),
-        labels=np.concatenate([r["labels"] for r in results]),
-        probs=np.concatenate([r["views"] for r in results], axis=1).astype(np.float32),
+        path, shifts=np.array(VIEW_SHIFTS), paths=np.array(names), labels=labels, probs=views.astype(np.float32)
     )
     return path
 

@@ -64,13 +64,13 @@ def _origin(x: np.ndarray, length: int) -> int:
 
 def _place(x: np.ndarray, length: int, out: np.ndarray) -> tuple[int, int]:
     """Write the window of ``x`` into ``out`` (zeros around a short clip); returns (start, end) in ``x``."""
-    if x.size <= length:
-        before = (length - x.size) // 2
+    start = _origin(x, length)
+    if start < 0:
+        before = -start
         out[:before] = 0.0
         out[before : before + x.size] = x
         out[before + x.size :] = 0.0
         return 0, x.size
-    start = _origin(x, length)
     out[:] = x[start : start + length]
     return start, start + length
 
