@@ -101,6 +101,34 @@ def training_curves(histories: dict) -> None:
     right.plotly_chart(chart(histories, "accuracy"), key="retrain_accuracy")
 
 
+def model_sets(note_key: str) -> None:
+    """The Retrain page's list of model sets, a switcher and "restore the previous set".
+
+    ``st.session_state[note_key]`` carries a one-off message across the rerun that a switch needs.
+    """
+    from kws import modelsets
+
+    st.subheader("Model sets")
+    if st.session_state.get(note_key):
+        st.success(st.session_state[note_key])
+        st.session_state[note_key] = None
+    sets = modelsets.list_sets()
+    st.dataframe(modelsets.set_rows(sets), hide_index=True)
+    names = [s.name for s in sets]
+    choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key="retrain_choice")
+    if st.button("Use this set", disabled=choice is None, key="retrain_switch"):
+        try:
+            modelsets.adopt(choice)
+            st.session_state[note_key] = f"The app now uses `{choice}`."
+            st.rerun()
+        except (ValueError, store.ModelStoreError) as err:  # e.g. the set was deleted since the list was drawn
+            st.error(str(err))
+    previous = modelsets.previous_set()
+    if previous and st.button(f"Restore the previous set ({previous})", key="retrain_restore"):
+        st.session_state[note_key] = f"Restored `{modelsets.restore_previous()}`."
+        st.rerun()
+
+
 @st.cache_resource
 def training_manager():
     """The server's one background-training manager (Retrain page): shared by every session and rerun."""

@@ -7,7 +7,6 @@ import streamlit as st
 from kws import config, jobs, modelsets, ui, zoo
 from kws.dataset import DatasetMissingError
 from kws.features import PRESETS
-from kws.store import ModelStoreError
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
@@ -95,22 +94,4 @@ elif counts is not None:
         except (jobs.Busy, DatasetMissingError) as err:
             st.warning(str(err))
 
-st.subheader("Model sets")
-if st.session_state.retrain_note:
-    st.success(st.session_state.retrain_note)
-    st.session_state.retrain_note = None
-sets = modelsets.list_sets()
-st.dataframe(modelsets.set_rows(sets), hide_index=True)
-names = [s.name for s in sets]
-choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key="retrain_choice")
-if st.button("Use this set", disabled=choice is None, key="retrain_switch"):
-    try:
-        modelsets.adopt(choice)
-        st.session_state.retrain_note = f"The app now uses `{choice}`."
-        st.rerun()
-    except (ValueError, ModelStoreError) as err:  # e.g. the set was deleted since the list was drawn
-        st.error(str(err))
-previous = modelsets.previous_set()
-if previous and st.button(f"Restore the previous set ({previous})", key="retrain_restore"):
-    st.session_state.retrain_note = f"Restored `{modelsets.restore_previous()}`."
-    st.rerun()
+ui.model_sets(note_key="retrain_note")
