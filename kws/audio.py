@@ -143,7 +143,9 @@ def load_audio(source: str | os.PathLike[str] | bytes | BinaryIO, max_seconds: f
             limit = int(max_seconds * rate)
             notices: list[str] = []
             if frames > limit:
-                notices.append(f"The recording is {frames / rate:.1f} s long; only the first {max_seconds:g} s were used.")
+                notices.append(
+                    f"The recording is {frames / rate:.1f} s long; only the first {max_seconds:g} s were used."
+                )
             data = f.read(frames=min(frames, limit) if frames > 0 else limit, dtype="float32", always_2d=True)
     except AudioError:
         raise

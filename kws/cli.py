@@ -167,7 +167,19 @@ def train_config(args: argparse.Namespace) -> Any:
 
     options: dict[str, Any] = {"preset": args.preset, "augment": not getattr(args, "no_augment", False)}
     renamed = {"lr": "learning_rate", "copies": "augment_copies"}
-    for key in ("epochs", "batch_size", "seed", "schedule", "speed", "masks", "mixup", "patience", "fit_on", "stop_at", *renamed):
+    for key in (
+        "epochs",
+        "batch_size",
+        "seed",
+        "schedule",
+        "speed",
+        "masks",
+        "mixup",
+        "patience",
+        "fit_on",
+        "stop_at",
+        *renamed,
+    ):
         if getattr(args, key, None) is not None:
             options[renamed.get(key, key)] = getattr(args, key)
     if getattr(args, "models", None):
@@ -407,7 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixup", type=float, metavar="A", help="mixup: blend examples with weights ~ Beta(A, A) (0 = off)")
     p.add_argument("--schedule", choices=list(config.SCHEDULES), help="learning-rate schedule")
     p.add_argument(
-        "--patience", type=int, metavar="N", help="early stopping after N epochs without progress (0 = off, keep the last)"
+        "--patience",
+        type=int,
+        metavar="N",
+        help="early stopping after N epochs without progress (0 = off, keep the last)",
     )
     p.add_argument(
         "--stop-at", type=_positive_int, metavar="N", help="end after epoch N of the schedule and keep its weights"

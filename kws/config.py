@@ -30,6 +30,7 @@ def fit_splits(fit_on: str | None) -> tuple[str, ...]:
     """A ``fit_on`` value as split names, in the order their clips are stacked; none means the train split."""
     return tuple((fit_on or FIT_ON[0]).split("+"))
 
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Shipped models: committed to git, never overwritten by a retrain.

@@ -63,7 +63,9 @@ class LoadedModel:
         """Probabilities for many inputs at once (evaluation)."""
         if len(x) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
-        return np.concatenate([self._batch(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [self._batch(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+        )
 
 
 def _compile(model: Any, input_shape: tuple[int, int]) -> tuple[Any, Any]:
@@ -230,7 +232,9 @@ class Predictor:
         window = find_window(samples, settings)
         return window, mfcc(window.samples, settings)
 
-    def probabilities(self, samples: np.ndarray) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray]]:
+    def probabilities(
+        self, samples: np.ndarray
+    ) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray]]:
         """Windows and features per settings, and every model's probabilities, for 16 kHz samples."""
         inputs = {s: self.features_for(samples, s) for s in self._settings}
         if self._fused is not None:

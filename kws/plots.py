@@ -24,7 +24,9 @@ def _layout(fig: go.Figure, title: str, height: int = 260) -> go.Figure:
     return fig
 
 
-def waveform(samples: np.ndarray, sample_rate: int, window: tuple[float, float] | None = None, title: str = "Waveform") -> go.Figure:
+def waveform(
+    samples: np.ndarray, sample_rate: int, window: tuple[float, float] | None = None, title: str = "Waveform"
+) -> go.Figure:
     """The recording (decimated for drawing) with the 1-second window the models heard shaded."""
     x = np.asarray(samples, dtype=np.float32)
     step = max(1, len(x) // _MAX_POINTS)
@@ -37,8 +39,15 @@ def waveform(samples: np.ndarray, sample_rate: int, window: tuple[float, float] 
         y = x
     fig = go.Figure(go.Scatter(x=t, y=y, mode="lines", line=dict(width=1, color="#4C78A8"), name="audio"))
     if window is not None:
-        fig.add_vrect(x0=window[0], x1=window[1], fillcolor="#F58518", opacity=0.18, line_width=0,
-                      annotation_text="heard by the models", annotation_position="top left")
+        fig.add_vrect(
+            x0=window[0],
+            x1=window[1],
+            fillcolor="#F58518",
+            opacity=0.18,
+            line_width=0,
+            annotation_text="heard by the models",
+            annotation_position="top left",
+        )
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="amplitude", range=[-1.05, 1.05] if np.abs(x).max(initial=0) > 0.5 else None)
     return _layout(fig, title)
@@ -93,7 +102,9 @@ def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Fig
     return _layout(fig, title, height=220)
 
 
-def confusion_heatmap(confusion: Sequence[Sequence[int]], labels: Sequence[str] = LABELS, title: str = "", zmax: float | None = None) -> go.Figure:
+def confusion_heatmap(
+    confusion: Sequence[Sequence[int]], labels: Sequence[str] = LABELS, title: str = "", zmax: float | None = None
+) -> go.Figure:
     """Confusion matrix as row-normalised colours with counts written in: rows true, columns predicted."""
     c = np.asarray(confusion, dtype=float)
     rows = c.sum(axis=1, keepdims=True)
@@ -117,7 +128,9 @@ def confusion_heatmap(confusion: Sequence[Sequence[int]], labels: Sequence[str] 
     return _layout(fig, title, height=280)
 
 
-def training_curves(histories: dict[str, dict[str, list[float]]], metric: str = "accuracy", title: str | None = None) -> go.Figure:
+def training_curves(
+    histories: dict[str, dict[str, list[float]]], metric: str = "accuracy", title: str | None = None
+) -> go.Figure:
     """Training (solid) and validation (dashed) ``metric`` per epoch for each model."""
     fig = go.Figure()
     palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
@@ -142,7 +155,9 @@ def training_curves(histories: dict[str, dict[str, list[float]]], metric: str = 
     return fig
 
 
-def tradeoff_scatter(rows: Sequence[dict[str, Any]], x: str = "latency_ms", y: str = "accuracy", title: str = "") -> go.Figure:
+def tradeoff_scatter(
+    rows: Sequence[dict[str, Any]], x: str = "latency_ms", y: str = "accuracy", title: str = ""
+) -> go.Figure:
     """One point per model: accuracy against latency (or parameters), labelled with its name."""
     fig = go.Figure(
         go.Scatter(

@@ -235,9 +235,7 @@ def spec_masks(x: np.ndarray, rng: np.random.Generator, count: int, fill: np.nda
     return out.astype(np.float32, copy=False)
 
 
-def mix_batch(
-    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
+def mix_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Mixup within a batch: example ``i`` becomes ``lam_i * x[i] + (1 - lam_i) * x[j]`` for a random partner
     ``j`` of the same batch, ``lam_i ~ Beta(alpha, alpha)``, and its target the same blend of the two one-hot
     labels. Blending MFCCs is blending what the model sees: its input normalisation and cepstral mean removal
@@ -517,7 +515,14 @@ def cosine_lr(epoch: int, lr: float = 0.0, *, cfg: TrainConfig) -> float:
 
 
 def build_meta(
-    name: str, model, scores: Scores, history: dict, cfg: TrainConfig, settings: FeatureSettings, seconds: float, data: _Data
+    name: str,
+    model,
+    scores: Scores,
+    history: dict,
+    cfg: TrainConfig,
+    settings: FeatureSettings,
+    seconds: float,
+    data: _Data,
 ) -> dict[str, Any]:
     """Everything a model's JSON holds (size is filled in after saving)."""
     return {

@@ -251,9 +251,7 @@ def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
     return list(names)
 
 
-def build(
-    name: str, input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None
-) -> keras.Model:
+def build(name: str, input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
     """Build architecture ``name``.
 
     ``stats``: (mean, variance) per coefficient for the input normaliser; ``bands``: the mel bands the

@@ -79,7 +79,9 @@ elif counts is not None:
     augment = st.toggle(jobs.AUGMENT_LABEL, True, key="retrain_aug")
     with st.expander("What to learn from, and the seed"):
         fit_on = st.radio("Learn from", list(jobs.FIT_ON_LABELS), format_func=jobs.FIT_ON_LABELS.get, key="retrain_fit")
-        seed = st.number_input("Seed (the same seed and settings give the same model)", 0, 2**31 - 1, 42, key="retrain_seed")
+        seed = st.number_input(
+            "Seed (the same seed and settings give the same model)", 0, 2**31 - 1, 42, key="retrain_seed"
+        )
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
     if models:
         cfg = jobs.make_config(
