@@ -64,7 +64,8 @@ if job is not None and job.running:
 elif counts is not None:
     st.subheader("Train a new set")
     st.caption(
-        f"Runs in the background; the shipped models are never overwritten. Clips per split: {counts}"
+        "Runs in the background; the shipped models are never overwritten. Clips per split: "
+        + ", ".join(f"{split} {n:,}" for split, n in counts.items())
         + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else "")
     )
     models = st.multiselect(
