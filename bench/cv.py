@@ -12,6 +12,7 @@ a little optimistic, alike for every recipe. Each fold trains on ~72% of the spe
     python bench/cv.py OUT.json --models best [--folds 5] [--seed 7] [--epochs N] [--copies N] [...]
     python bench/cv.py --compare A.json B.json     # paired: the clips exactly one of the two recipes gets wrong
     python bench/cv.py --compare A.json A.json:tta # the same models, with test-time views averaged
+    python bench/cv.py --bars A.json [B.json ...]  # each run's accuracy, its 95% interval, and its model's bar
 
 Each held-out clip is also answered on views of its window moved by ``VIEW_SHIFTS`` (``segment.shifted_windows``);
 the record's ``tta`` entry scores the average over ``TTA_SHIFTS``, and ``OUT.views.npz`` keeps every view's
@@ -49,6 +50,8 @@ logger = logging.getLogger("cv")
 VIEW_SHIFTS = (-1600, -800, 0, 800, 1600)
 #: The views whose average probabilities the record scores as ``tta`` (rule ``tta_2026_11_24``).
 TTA_SHIFTS = (-1600, 0, 1600)
+#: The issue's bars: the accuracy each shipped model must reach on the test split (speakers never heard).
+BARS = {"perceptron": 0.82, "cnn1": 0.97, "cnn2": 0.98, "cnn2_dropout": 0.98, "lstm": 0.96, "best": 0.995}
 
 
 def fold_of(speaker: str, folds: int) -> int:
@@ -211,10 +214,43 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def wilson(errors: int, clips: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of an accuracy: unlike the normal one, it behaves near 100%, where ours sit."""
+    if clips <= 0:
+        raise ValueError("no clips")
+    p = 1 - errors / clips
+    centre = (p + z * z / (2 * clips)) / (1 + z * z / clips)
+    half = z * np.sqrt(p * (1 - p) / clips + z * z / (4 * clips * clips)) / (1 + z * z / clips)
+    return float(centre - half), float(centre + half)
+
+
+def against_bar(record: dict[str, Any]) -> dict[str, Any]:
+    """One run's accuracy and 95% interval beside its model's bar, read as rule ``cv_shipped_2026_11_25`` says."""
+    model = record["recipe"]["models"][0]
+    bar = BARS[model]
+    low, high = wilson(record["errors"], record["clips"])
+    if low > bar:
+        verdict = "clears the bar on unseen speakers"
+    elif high < bar:
+        verdict = "misses the bar on unseen speakers"
+    else:
+        verdict = f"the bar is within the noise of {record['clips']:,} clips"
+    return {
+        "model": model,
+        "errors": record["errors"],
+        "clips": record["clips"],
+        "accuracy": record["accuracy"],
+        "interval_95": [round(low, 5), round(high, 5)],
+        "bar": bar,
+        "verdict": verdict,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", type=Path, help="JSON file to write")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="compare two runs' JSON files")
+    parser.add_argument("--bars", nargs="+", type=Path, metavar="RUN", help="each run's accuracy against its bar")
     parser.add_argument(
         "--models", nargs=1, default=["best"], choices=list(config.ARCHITECTURES), help="one architecture"
     )
@@ -238,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         a, b = (load_record(p) for p in args.compare)
         print(json.dumps(compare(a, b), indent=2))
+        return 0
+    if args.bars:
+        print(json.dumps([against_bar(load_record(p)) for p in args.bars], indent=2))
         return 0
     if args.out is None or args.folds < 2:
         parser.error("give OUT.json (or --compare A B) and at least 2 folds")

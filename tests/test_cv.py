@@ -101,6 +101,33 @@ def test_compare_is_paired_on_the_clips_only_one_recipe_gets_wrong() -> None:
         cv.compare(a, b | {"clips_sha256": cv.clips_digest(clips[:50])})
 
 
+def test_wilson_interval_matches_the_textbook_and_stays_inside_zero_one() -> None:
+    cv = _module()
+    low, high = cv.wilson(errors=1, clips=10)  # 9 of 10 right: [0.596, 0.982] in every table
+    assert (round(low, 3), round(high, 3)) == (0.596, 0.982)
+    low, high = cv.wilson(errors=0, clips=475)
+    assert 0.99 < low < 1 and high == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        cv.wilson(0, 0)
+
+
+def test_against_bar_reads_the_interval_three_ways(tmp_path: Path, capsys) -> None:
+    cv = _module()
+
+    def run(model: str, errors: int) -> dict:
+        return {"recipe": {"models": [model]}, "errors": errors, "clips": 4215, "accuracy": 1 - errors / 4215}
+
+    assert cv.against_bar(run("perceptron", 500))["verdict"].startswith("clears")  # 88.1%, bar 82%
+    assert cv.against_bar(run("perceptron", 900))["verdict"].startswith("misses")  # 78.6%
+    middle = cv.against_bar(run("best", 22))  # 99.48% against 99.5%
+    assert "within the noise" in middle["verdict"] and middle["bar"] == 0.995
+    assert middle["interval_95"][0] < 0.995 < middle["interval_95"][1]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run("lstm", 100)))
+    assert cv.main(["--bars", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["model"] == "lstm"
+
+
 def test_the_head_option_builds_best_with_it_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
     cv = _module()
     make_dataset(tmp_path / "data", per_split=2)
