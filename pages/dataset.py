@@ -29,7 +29,7 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("clips", f"{len(stats.clips):,}")
 c2.metric("words", len(words))
 c3.metric("speakers", f"{stats.speakers:,}")
-c4.metric("train / validation / test", " / ".join(f"{splits[s]:,}" for s in SPLITS))
+c4.metric("train / validation / test", " / ".join(f"{100 * splits[s] / len(stats.clips):.0f}" for s in SPLITS) + " %")
 if stats.skipped:
     st.warning(f"{len(stats.skipped)} clips could not be read and are left out.")
 

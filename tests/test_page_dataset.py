@@ -43,7 +43,8 @@ def test_counts_speakers_splits_and_histograms(data_dir: Path) -> None:
     assert metrics["words"] == str(len(LABELS))
     assert metrics["speakers"] == f"{len({it.speaker for it in items}):,}"
     per_split = [sum(it.split == s for it in items) for s in SPLITS]
-    assert metrics["train / validation / test"] == " / ".join(f"{n:,}" for n in per_split)
+    shares = " / ".join(f"{100 * n / len(items):.0f}" for n in per_split) + " %"  # the counts are in the table
+    assert metrics["train / validation / test"] == shares
 
     table = at.main.dataframe[0].value.set_index("word")
     assert list(table.index) == [*LABELS, "all words", "speakers"]
