@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixup", type=float)
     parser.add_argument("--head", choices=zoo.BEST_HEADS, help="best's head, if not the zoo's (--models best only)")
     parser.add_argument("--patience", type=int)
+    parser.add_argument("--centre", action="store_true", default=None, help="centre each window on its energy")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.compare:
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = train_config(args)  # the same reading of the options as `python -m kws train`
     except UsageError as err:
         parser.error(str(err))
-    settings = features.preset(cfg.preset)
+    settings = cfg.settings
     if args.level:
         settings = dataclasses.replace(settings, level=args.level)
     head = args.head or zoo.BEST_HEAD

@@ -178,6 +178,7 @@ def train_config(args: argparse.Namespace) -> Any:
         "patience",
         "fit_on",
         "stop_at",
+        "centre",
         *renamed,
     ):
         if getattr(args, key, None) is not None:
@@ -417,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, metavar="F", help="speed perturbation: rates in 1 ± F (0 = off)")
     p.add_argument("--masks", type=int, metavar="N", help="SpecAugment: N time and N coefficient masks per variant")
     p.add_argument("--mixup", type=float, metavar="A", help="mixup: blend examples with weights ~ Beta(A, A) (0 = off)")
+    p.add_argument(
+        "--centre", action="store_true", default=None, help="centre each window on its energy (for a linear model)"
+    )
     p.add_argument("--schedule", choices=list(config.SCHEDULES), help="learning-rate schedule")
     p.add_argument(
         "--patience",

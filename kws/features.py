@@ -41,6 +41,10 @@ class FeatureSettings:
     #: loudest cell, so the picture is the same at any recording level: loudness carries nothing about the
     #: word, and the quietest clips were far beyond the gain augmentation's reach).
     level: str = "absolute"
+    #: Move each window's content so its energy centroid sits mid-window (zeros fill what moves in) before the
+    #: MFCCs. A linear model reads every cell by its position, so a word said 100 ms early is a different
+    #: pattern to it; convolutions and recurrence do not need this.
+    centre: bool = False
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -124,10 +128,31 @@ def _tables(settings: FeatureSettings) -> tuple[np.ndarray, np.ndarray]:
     return window, mel
 
 
+def centre_batch(clips: np.ndarray) -> np.ndarray:
+    """Each row shifted (not rolled) so that its energy centroid falls on the middle sample; silent rows unchanged.
+
+    The centroid of the squared samples follows the loud part of a clip, the word, rather than its edges.
+    """
+    clips = np.asarray(clips, dtype=np.float32)
+    out = np.zeros_like(clips)
+    n = clips.shape[1]
+    energy = clips.astype(np.float64) ** 2
+    total = energy.sum(axis=1)
+    centroid = energy @ np.arange(n, dtype=np.float64) / np.where(total > 0, total, 1.0)
+    shifts = np.where(total > 0, np.rint((n - 1) / 2 - centroid), 0).astype(int)
+    for row, (clip, shift) in enumerate(zip(clips, shifts)):
+        if shift >= 0:
+            out[row, shift:] = clip[: n - shift]
+        else:
+            out[row, :shift] = clip[-shift:]
+    return out
+
+
 def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """MFCCs of a batch of fixed-length clips: ``(n, clip_samples)`` -> ``(n, n_frames, n_mfcc)`` float32.
 
-    Same maths as ``librosa.feature.mfcc(y, sr, n_fft, hop_length, win_length, center=False, ...)``:
+    Same maths as ``librosa.feature.mfcc(y, sr, n_fft, hop_length, win_length, center=False, ...)`` (after
+    :func:`centre_batch` where ``settings.centre`` asks for it):
     power spectrogram, mel filterbank, ``power_to_db`` (ref 1, or ``np.max`` for the "peak" level; ``top_db``
     per clip), orthonormal DCT-II.
     """
@@ -135,6 +160,8 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     clips = np.asarray(clips, dtype=np.float32)
     if clips.ndim != 2 or clips.shape[1] != geo.clip_samples:
         raise ValueError(f"expected clips of shape (n, {geo.clip_samples}), got {clips.shape}")
+    if settings.centre:
+        clips = centre_batch(clips)
     window, mel = _tables(settings)
     frames = np.lib.stride_tricks.sliding_window_view(clips, settings.n_fft, axis=1)
     frames = frames[:, : geo.n_frames * settings.hop_length : settings.hop_length]

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,13 @@ class TrainConfig:
     #: End after this epoch of the schedule (1-based) and keep its weights: how a refit stops where early
     #: stopping chose for the same recipe on validation (None: run all ``epochs``).
     stop_at: int | None = None
+    #: Centre each window on its energy before the MFCCs (``FeatureSettings.centre``), for a linear model.
+    centre: bool = False
+
+    @property
+    def settings(self) -> features.FeatureSettings:
+        """The feature settings this run trains with, saved beside its models: the preset, centred if asked."""
+        return replace(features.preset(self.preset), centre=self.centre)
 
     @property
     def fit_splits(self) -> tuple[str, ...]:
@@ -579,7 +586,7 @@ def train(
     Raises :class:`Cancelled` if ``cancel`` is set; ``out_dir`` is then exactly as before.
     """
     progress = progress or Progress()
-    settings = features.preset(cfg.preset)
+    settings = cfg.settings
     target = Path(out_dir)
     started = time.perf_counter()
     data = prepare_data(cfg, settings, Path(data_dir) if data_dir else None, progress)
