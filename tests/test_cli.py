@@ -173,17 +173,20 @@ def test_unknown_model_name(tmp_path, capsys) -> None:
 
 
 def test_train_then_predict(tmp_path, monkeypatch, capsys) -> None:
-    """A one-epoch perceptron on a generated dataset: progress on stderr, a table on stdout, a loadable model."""
+    """A one-epoch centred perceptron on a generated dataset: progress on stderr, a table on stdout, a loadable
+    model that predicts with its own settings."""
     pytest.importorskip("kws.train")
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
     make_dataset(tmp_path / "data")
     out_dir = tmp_path / "models"
-    args = ["train", "--models", "perceptron", "--epochs", "1", "--no-augment", "--batch-size", "8"]
+    args = ["train", "--models", "perceptron", "--epochs", "1", "--no-augment", "--batch-size", "8", "--centre"]
     assert cli.main([*args, "--out", str(out_dir), "--data-dir", str(tmp_path / "data"), "--seed", "1"]) == 0
     captured = capsys.readouterr()
     assert "[1/1 perceptron] epoch 1/1" in captured.err
     assert "| perceptron | Perceptron |" in captured.out
     assert sorted(p.name for p in out_dir.iterdir()) == ["perceptron.json", "perceptron.keras"]
+    meta = json.loads((out_dir / "perceptron.json").read_text())
+    assert meta["feature_settings"]["centre"] is True and meta["train_config"]["centre"] is True  # read back below
     clip = tmp_path / "clip.wav"
     sf.write(clip, word_like(0.6), RATE)
     assert cli.main(["predict", str(clip), "--models-dir", str(out_dir), "--json"]) == 0

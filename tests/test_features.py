@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _audio_util import reference_log_mel, tone, word_like
 
-from kws.features import PRESETS, FeatureSettings, mfcc, mfcc_batch, preset, shapes
+from kws.features import PRESETS, FeatureSettings, centre_batch, mfcc, mfcc_batch, preset, shapes
 
 
 def reference_mfcc(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
@@ -136,3 +136,40 @@ def test_log_mel_from_mfcc_is_what_they_keep(name: str) -> None:
     back = scipy.fft.dct(picture, norm="ortho", axis=-1)
     np.testing.assert_allclose(back[:, : s.n_mfcc], coeffs, atol=1e-3)
     np.testing.assert_allclose(back[:, s.n_mfcc :], 0.0, atol=1e-3)
+
+
+def _centroid(row: np.ndarray) -> float:
+    energy = row.astype(np.float64) ** 2
+    return float(energy @ np.arange(len(row)) / energy.sum())
+
+
+def test_centring_moves_the_word_to_the_middle_without_wrapping() -> None:
+    n = shapes(preset("lecture")).clip_samples
+    clips = np.zeros((3, n), np.float32)
+    clips[0, 1000:4000] = word_like(3000 / 16000)[:3000]  # early
+    clips[1, n - 2500 :] = 0.5  # late, up to the last sample
+    centred = centre_batch(clips)
+    for row, before in zip(centred[:2], clips[:2]):
+        assert abs(_centroid(row) - (n - 1) / 2) <= 1
+        assert np.abs(row).sum() == pytest.approx(np.abs(before).sum(), rel=1e-6)  # moved, nothing cut
+    assert not centred[1, -1000:].any()  # what moved out of the end did not come back at the start
+    assert not centred[2].any()  # silence stays as it is
+    already = centre_batch(centred)
+    np.testing.assert_array_equal(already, centred)  # centring twice changes nothing
+
+
+def test_centre_setting_is_part_of_the_one_feature_path() -> None:
+    plain = preset("lecture")
+    centred = dataclasses.replace(plain, centre=True)
+    n = shapes(plain).clip_samples
+    clips = np.zeros((2, n), np.float32)
+    clips[0, 2000:6000] = word_like(0.25)[:4000]
+    clips[1, 9000:13000] = word_like(0.25)[:4000]  # the same word, 440 ms later
+    np.testing.assert_allclose(mfcc_batch(clips, centred), mfcc_batch(centre_batch(clips), plain), atol=1e-4)
+    a, b = mfcc_batch(clips, centred)
+    np.testing.assert_allclose(a, b, atol=1e-3)  # once centred, early and late are the same input
+    assert not np.allclose(*mfcc_batch(clips, plain), atol=1e-3)
+    assert centred.key() != plain.key()  # cached features never mix the two
+    saved = {k: v for k, v in plain.to_dict().items() if k != "centre"}  # metadata written before the field
+    assert FeatureSettings.from_dict(saved).centre is False
+    assert FeatureSettings.from_dict(centred.to_dict()) == centred
