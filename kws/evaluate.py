@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from kws import config, dataset, store
+from kws import config, dataset, features, store
 from kws.features import FeatureSettings
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]
             {
                 "model": name,
                 "architecture": meta["architecture"],
-                "preset": meta["feature_settings"]["name"],
+                "preset": features.label(meta["feature_settings"]),
                 "params": meta["params"],
                 "size_kb": round(meta["size_bytes"] / 1024, 1),
                 "accuracy": s.accuracy,

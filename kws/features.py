@@ -96,6 +96,11 @@ PRESETS: dict[str, FeatureSettings] = {
 }
 
 
+def label(saved: dict[str, Any]) -> str:
+    """How tables name a model's features, from its saved settings: the preset, and "centred" if so."""
+    return saved["name"] + (", centred" if saved.get("centre") else "")
+
+
 def preset(name: str) -> FeatureSettings:
     """Look a preset up by name; unknown names list the valid ones."""
     try:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import soundfile as sf
 
-from kws import config, dataset
+from kws import config, dataset, features
 from kws.audio import AudioError, load_audio
 from kws.features import FeatureSettings, mfcc
 from kws.segment import Window, find_window, loudness_db
@@ -79,7 +79,7 @@ def comparison_rows(infos: Sequence[ModelInfo], latency_ms: Mapping[str, float] 
                 "train_s": round(float(meta["train_seconds"]), 1),
                 "epochs": epochs,
                 "overfit_gap": overfit_gap(history),
-                "preset": meta["feature_settings"]["name"],
+                "preset": features.label(meta["feature_settings"]),
                 # a final refit also learnt the validation speakers: it has no validation curve or gap
                 "fit_on": " + ".join(fitted_splits(meta)),
             }

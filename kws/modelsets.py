@@ -89,7 +89,7 @@ class ModelSet:
 
 
 def _describe(name: str, path: Path, active: str) -> ModelSet | None:
-    from kws import store
+    from kws import features, store
 
     try:
         infos = store.list_models(path)
@@ -101,7 +101,7 @@ def _describe(name: str, path: Path, active: str) -> ModelSet | None:
         name=name,
         path=path,
         models=tuple(i.name for i in infos),
-        preset=", ".join(sorted({i.meta["feature_settings"]["name"] for i in infos})),
+        preset="; ".join(sorted({features.label(i.meta["feature_settings"]) for i in infos})),
         created=max(i.meta["created"] for i in infos),
         mean_test_accuracy=sum(accs) / len(accs),
         test_clips=max(int(i.meta.get("test_clips", 0)) for i in infos),

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from kws import store
+from kws import features, store
 from kws.modelsets import active_models_dir
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _model_table(models_dir: str, stamp: float) -> list[dict]:
             "architecture": i.meta["architecture"],
             "parameters": i.meta["params"],
             "test accuracy": i.meta["test_accuracy"],
-            "preset": i.meta["feature_settings"]["name"],
+            "preset": features.label(i.meta["feature_settings"]),
         }
         for i in store.list_models(models_dir)
     ]

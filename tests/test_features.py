@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _audio_util import reference_log_mel, tone, word_like
 
-from kws.features import PRESETS, FeatureSettings, centre_batch, mfcc, mfcc_batch, preset, shapes
+from kws.features import PRESETS, FeatureSettings, centre_batch, label, mfcc, mfcc_batch, preset, shapes
 
 
 def reference_mfcc(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
@@ -173,3 +173,4 @@ def test_centre_setting_is_part_of_the_one_feature_path() -> None:
     saved = {k: v for k, v in plain.to_dict().items() if k != "centre"}  # metadata written before the field
     assert FeatureSettings.from_dict(saved).centre is False
     assert FeatureSettings.from_dict(centred.to_dict()) == centred
+    assert (label(saved), label(centred.to_dict())) == ("lecture", "lecture, centred")  # what tables show
