@@ -57,6 +57,7 @@ FIT_ON_LABELS: dict[str, str] = {
     "train": "the train split (early stopping watches the validation split)",
     "train+validation": "train + validation: the final refit, as the shipped best had (no early stopping)",
 }
+CENTRE_LABEL = "Centre each window on its energy before the MFCCs (what the shipped perceptron learnt from)"
 BATCH_SIZES: tuple[int, ...] = (32, 64, 128, 256)
 LEARNING_RATES: tuple[float, ...] = (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 

@@ -103,7 +103,9 @@ def _head(x, n_classes: int):
 def perceptron(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
     """flatten -> softmax. The lecture's first model: a linear classifier over every MFCC value.
 
-    No cepstral mean normalisation here: a linear model needs the absolute levels (it cost it ~8 points).
+    No cepstral mean normalisation here: a linear model needs the absolute levels (it cost it ~8 points). It
+    does need the word in the same place every time: the shipped one learns from centred windows
+    (``FeatureSettings.centre``: 95% against 81% cross-validated).
     """
     inputs, x = _stem(input_shape, stats, cmn=False)
     x = layers.Flatten()(x)

@@ -78,8 +78,9 @@ elif counts is not None:
     batch = col3.select_slider("Batch size", jobs.BATCH_SIZES, 64, key="retrain_batch")
     rate = col4.select_slider("Learning rate", jobs.LEARNING_RATES, 2e-3, key="retrain_lr")
     augment = st.toggle(jobs.AUGMENT_LABEL, True, key="retrain_aug")
-    with st.expander("What to learn from, and the seed"):
+    with st.expander("What to learn from, centring, and the seed"):
         fit_on = st.radio("Learn from", list(jobs.FIT_ON_LABELS), format_func=jobs.FIT_ON_LABELS.get, key="retrain_fit")
+        centre = st.toggle(jobs.CENTRE_LABEL, False, key="retrain_centre")
         seed = st.number_input(
             "Seed (the same seed and settings give the same model)", 0, 2**31 - 1, 42, key="retrain_seed"
         )
@@ -87,7 +88,7 @@ elif counts is not None:
     if models:
         cfg = jobs.make_config(
             models=models, preset=preset, epochs=int(epochs), batch_size=batch, learning_rate=rate, augment=augment,
-            fit_on=fit_on, seed=int(seed),
+            fit_on=fit_on, seed=int(seed), centre=centre,
         )  # fmt: skip
         st.caption(jobs.estimate(cfg, counts).describe())
     if st.button("Start training", type="primary", disabled=not models, key="retrain_start"):

@@ -91,6 +91,8 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     at.radio(key="retrain_fit").set_value("train+validation").run()  # the shipped best's final refit
     assert "Early stopping" not in texts(at)  # the estimate knows a refit runs every epoch
     at.number_input(key="retrain_seed").set_value(3)
+    assert at.toggle(key="retrain_centre").value is False
+    at.toggle(key="retrain_centre").set_value(True)  # the shipped perceptron's centred input
     button(at, "Start training").click().run()
     assert not at.exception, at.exception
     seen_progress, seen_cancel = [], False
@@ -107,6 +109,7 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     assert job.state == "done"
     meta = store.read_meta(config.runs_dir() / job.id / "perceptron.json")
     assert meta["fit_on"] == "train+validation" and meta["train_config"]["seed"] == 3
+    assert meta["feature_settings"]["centre"] is True and meta["train_config"]["centre"] is True
     comparison = at.dataframe[0].value
     assert list(comparison["set"]) == ["new", f"in use ({modelsets.SHIPPED})"]
     assert {"test accuracy", "acc bed", "acc happy", "acc cat", "train s", "parameters"} <= set(comparison.columns)
