@@ -133,6 +133,11 @@ def _tables(settings: FeatureSettings) -> tuple[np.ndarray, np.ndarray]:
     return window, mel
 
 
+@functools.lru_cache(maxsize=4)
+def _positions(n: int) -> np.ndarray:
+    return np.arange(n, dtype=np.float64)
+
+
 def centre_batch(clips: np.ndarray) -> np.ndarray:
     """Each row shifted (not rolled) so that its energy centroid falls on the middle sample; silent rows unchanged.
 
@@ -141,9 +146,10 @@ def centre_batch(clips: np.ndarray) -> np.ndarray:
     clips = np.asarray(clips, dtype=np.float32)
     out = np.zeros_like(clips)
     n = clips.shape[1]
-    energy = clips.astype(np.float64) ** 2
+    energy = np.square(clips, dtype=np.float64)
     total = energy.sum(axis=1)
-    centroid = energy @ np.arange(n, dtype=np.float64) / np.where(total > 0, total, 1.0)
+    # elementwise, not a matrix product: BLAS's threads cost more than this is worth for one clip
+    centroid = (energy * _positions(n)).sum(axis=1) / np.where(total > 0, total, 1.0)
     shifts = np.where(total > 0, np.rint((n - 1) / 2 - centroid), 0).astype(int)
     for row, (clip, shift) in enumerate(zip(clips, shifts)):
         if shift >= 0:
