@@ -50,17 +50,17 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
         return original(items, *args, **kwargs)
 
     monkeypatch.setattr(cv.train.dataset, "load_waveforms", spy)
-    levels: list[str] = []
+    levels: list[tuple[str, bool]] = []
     featurize = cv.train.dataset.featurize
 
     def featurize_spy(clips, settings, *args, **kwargs):
-        levels.append(settings.level)
+        levels.append((settings.level, settings.centre))
         return featurize(clips, settings, *args, **kwargs)
 
     monkeypatch.setattr(cv.train.dataset, "featurize", featurize_spy)
     out = tmp_path / "cv.json"
     common = ["--models", "perceptron", "--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
-    common += ["--level", "peak", "--mixup", "0.3"]
+    common += ["--level", "peak", "--mixup", "0.3", "--centre"]
     assert cv.main([str(out), *common, "--data-dir", str(tmp_path / "data")]) == 0
     assert read and not set(read) & test_paths
     record = json.loads(out.read_text())
@@ -72,8 +72,8 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
     assert set(record["wrong"]) <= set(every) and record["errors"] == len(record["wrong"])
     assert record["recipe"]["models"] == ["perceptron"] and record["recipe"]["epochs"] == 1
     assert record["recipe"]["mixup"] == 0.3 and record["head"] is None  # only best has a head to choose
-    assert record["feature_settings"] == {**preset("lecture").to_dict(), "level": "peak"}
-    assert levels and set(levels) == {"peak"}  # the probe's settings are the ones the folds trained on
+    assert record["feature_settings"] == {**preset("lecture").to_dict(), "level": "peak", "centre": True}
+    assert levels and set(levels) == {("peak", True)}  # the probe's settings are the ones the folds trained on
     same = cv.compare(record, record)
     assert same["only_first_wrong"] == same["only_second_wrong"] == 0 and same["p_first_better"] == 1.0
     # test-time views: each clip answered on shifted windows, the registered average scored like a run of its own
