@@ -133,6 +133,19 @@ def _tables(settings: FeatureSettings) -> tuple[np.ndarray, np.ndarray]:
     return window, mel
 
 
+def copy_window(x: np.ndarray, start: int, out: np.ndarray) -> tuple[int, int]:
+    """``out[i] = x[start + i]`` where ``x`` has that sample, zero elsewhere; returns the (start, end) copied from ``x``.
+
+    ``start`` may be negative or run past the end: a short clip centred in zeros, a shifted view, a centred word.
+    """
+    lo = max(start, 0)
+    hi = max(min(start + out.shape[-1], x.size), lo)  # lo == hi: nothing of x falls in the window
+    out[: lo - start] = 0.0
+    out[lo - start : hi - start] = x[lo:hi]
+    out[hi - start :] = 0.0
+    return lo, hi
+
+
 @functools.lru_cache(maxsize=4)
 def _positions(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.float64)
@@ -144,18 +157,15 @@ def centre_batch(clips: np.ndarray) -> np.ndarray:
     The centroid of the squared samples follows the loud part of a clip, the word, rather than its edges.
     """
     clips = np.asarray(clips, dtype=np.float32)
-    out = np.zeros_like(clips)
+    out = np.empty_like(clips)
     n = clips.shape[1]
     energy = np.square(clips, dtype=np.float64)
     total = energy.sum(axis=1)
     # elementwise, not a matrix product: BLAS's threads cost more than this is worth for one clip
     centroid = (energy * _positions(n)).sum(axis=1) / np.where(total > 0, total, 1.0)
     shifts = np.where(total > 0, np.rint((n - 1) / 2 - centroid), 0).astype(int)
-    for row, (clip, shift) in enumerate(zip(clips, shifts)):
-        if shift >= 0:
-            out[row, shift:] = clip[: n - shift]
-        else:
-            out[row, :shift] = clip[-shift:]
+    for row, clip, shift in zip(out, clips, shifts):
+        copy_window(clip, -int(shift), row)
     return out
 
 

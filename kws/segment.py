@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kws.features import FeatureSettings, shapes
+from kws.features import FeatureSettings, copy_window, shapes
 
 #: Energy frames for the search: 10 ms steps at 16 kHz.
 _STEP = 160
@@ -64,15 +64,7 @@ def _origin(x: np.ndarray, length: int) -> int:
 
 def _place(x: np.ndarray, length: int, out: np.ndarray) -> tuple[int, int]:
     """Write the window of ``x`` into ``out`` (zeros around a short clip); returns (start, end) in ``x``."""
-    start = _origin(x, length)
-    if start < 0:
-        before = -start
-        out[:before] = 0.0
-        out[before : before + x.size] = x
-        out[before + x.size :] = 0.0
-        return 0, x.size
-    out[:] = x[start : start + length]
-    return start, start + length
+    return copy_window(x, _origin(x, length), out)
 
 
 def find_window(samples: np.ndarray, settings: FeatureSettings) -> Window:
@@ -109,10 +101,7 @@ def shifted_windows(samples: np.ndarray, settings: FeatureSettings, shifts: tupl
     length = shapes(settings).clip_samples
     x = np.asarray(samples, dtype=np.float32)
     origin = _origin(x, length)
-    out = np.zeros((len(shifts), length), dtype=np.float32)
+    out = np.empty((len(shifts), length), dtype=np.float32)
     for row, shift in zip(out, shifts):
-        start = origin + int(shift)
-        lo, hi = max(start, 0), min(start + length, x.size)
-        if hi > lo:
-            row[lo - start : hi - start] = x[lo:hi]
+        copy_window(x, origin + int(shift), row)
     return out

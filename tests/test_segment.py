@@ -60,6 +60,17 @@ def test_short_clip_is_padded_centred() -> None:
     assert not win.samples[:pad].any() and not win.samples[pad + len(w) :].any()
 
 
+@pytest.mark.parametrize("short_by", [1, 3])
+def test_a_clip_a_few_samples_short_is_padded_not_refused(short_by: int) -> None:
+    """An odd shortfall leaves no room before the clip (pad 0 or 1): the window still holds it, zeros after."""
+    w = word_like(1.0)[: RATE - short_by]
+    win = find_window(w, S)
+    pad = short_by // 2
+    np.testing.assert_array_equal(win.samples[pad : pad + len(w)], w)
+    assert not win.samples[:pad].any() and not win.samples[pad + len(w) :].any()
+    assert (win.start_s, win.end_s) == (0.0, pytest.approx(len(w) / RATE))
+
+
 def test_silence_is_no_speech() -> None:
     assert not find_window(np.zeros(2 * RATE, np.float32), S).has_speech
     assert not find_window(np.zeros(0, np.float32), S).has_speech
