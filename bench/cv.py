@@ -51,6 +51,8 @@ VIEW_SHIFTS = (-1600, -800, 0, 800, 1600)
 #: The views whose average probabilities the record scores as ``tta`` (rule ``tta_2026_11_24``).
 TTA_SHIFTS = (-1600, 0, 1600)
 #: The issue's bars: the accuracy each shipped model must reach on the test split (speakers never heard).
+#: ``best``'s network: "res2d" is the zoo's; "tc" is :func:`kws.zoo.tc_resnet8`, a probe (rule ``tc_2026_11_25``).
+BODIES = ("res2d", "tc")
 BARS = {"perceptron": 0.82, "cnn1": 0.97, "cnn2": 0.98, "cnn2_dropout": 0.98, "lstm": 0.96, "best": 0.995}
 
 
@@ -130,6 +132,7 @@ def summarise(
     folds: int,
     results: list[dict[str, Any]],
     head: str = zoo.BEST_HEAD,
+    body: str = "res2d",
 ) -> dict[str, Any]:
     """The JSON record: totals, per-fold rows and which clips were wrong (``word/file.wav``, for --compare)."""
     paths, labels, views = pooled(results)
@@ -139,7 +142,8 @@ def summarise(
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
         "feature_settings": settings.to_dict(),
-        "head": head if cfg.models == ("best",) else None,  # only best has a choice of head
+        "head": head if cfg.models == ("best",) and body == BODIES[0] else None,  # only best has a choice of head
+        "body": body if cfg.models == ("best",) else None,
         "folds": folds,
         "clips": len(labels),
         "errors": int(wrong.sum()),
@@ -268,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks", type=int)
     parser.add_argument("--mixup", type=float)
     parser.add_argument("--head", choices=zoo.BEST_HEADS, help="best's head, if not the zoo's (--models best only)")
+    parser.add_argument(
+        "--body", choices=BODIES, default=BODIES[0], help="best's body: the zoo's 2-D ResNet, or TC-ResNet8 (a probe)"
+    )
     parser.add_argument("--patience", type=int)
     parser.add_argument("--centre", action="store_true", default=None, help="centre each window on its energy")
     args = parser.parse_args(argv)
@@ -294,10 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.models != ("best",):
             parser.error("--head changes best's head; use it with --models best")
         variant["best"] = functools.partial(zoo.best, head=head)
+    if args.body != BODIES[0]:
+        if cfg.models != ("best",) or head != zoo.BEST_HEAD:
+            parser.error("--body tc replaces best's whole network; use it with --models best and no --head")
+        variant["best"] = zoo.tc_resnet8
     items = dataset.scan(args.data_dir)
     with mock.patch.dict(zoo.ZOO, variant):  # fit_one builds by name; the zoo is restored afterwards
         results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]
-    record = summarise(cfg, settings, args.folds, results, head)
+    record = summarise(cfg, settings, args.folds, results, head, args.body)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     save_views(args.out, results)
     logger.info(

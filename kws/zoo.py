@@ -228,6 +228,40 @@ def best(
     return keras.Model(inputs, _head(x, n_classes), name="best")
 
 
+def _temporal_residual(x, channels: int, stride: int):
+    """Two 9-frame convolutions over time with batch norm and a shortcut (strided 1x1 projection when needed)."""
+    skip = x
+    x = layers.Conv1D(channels, 9, strides=stride, padding="same", use_bias=False)(x)
+    x = _bn()(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv1D(channels, 9, padding="same", use_bias=False)(x)
+    x = _bn()(x)
+    if stride != 1 or skip.shape[-1] != channels:
+        skip = layers.Conv1D(channels, 1, strides=stride, use_bias=False)(skip)
+        skip = _bn()(skip)
+    return layers.ReLU()(layers.Add()([x, skip]))
+
+
+def tc_resnet8(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
+    """MFCC frames, coefficients as channels -> conv(16, 3 frames)+BN -> 3 temporal residual blocks (24, 32, 48
+    channels, 9 frames, stride 2) -> average over time -> dropout -> softmax.
+
+    TC-ResNet8 (Choi et al., "Temporal Convolution for Real-time Keyword Spotting on Mobile Devices", 2019):
+    one-dimensional convolutions over time see the whole spectrum at every layer, where a 3x3 kernel sees
+    three bands, and cost a fraction of the 2-D ones on a CPU. ~65k parameters. A probe for ``best``
+    (``bench/cv.py --body tc``, rule ``tc_2026_11_25`` in ``bench/choice.json``), not a model of the zoo.
+    """
+    inputs, x = _stem(input_shape, stats)
+    x = layers.Conv1D(16, 3, padding="same", use_bias=False)(x)
+    x = _bn()(x)
+    x = layers.ReLU()(x)
+    for channels in (24, 32, 48):
+        x = _temporal_residual(x, channels, stride=2)
+    x = layers.GlobalAveragePooling1D()(x)
+    x = layers.Dropout(0.3)(x)
+    return keras.Model(inputs, _head(x, n_classes), name="best")
+
+
 ZOO: dict[str, Callable[..., keras.Model]] = {
     "perceptron": perceptron,
     "cnn1": cnn1,
