@@ -154,3 +154,31 @@ def test_the_head_option_builds_best_with_it_and_restores_the_zoo(tmp_path: Path
     assert cv.zoo.ZOO["best"] is original
     assert cv.main([str(out), "--models", "best", *common]) == 0
     assert json.loads(out.read_text())["head"] == "freq" and summaries[2] > 48  # frequency rows x 48 channels
+
+
+def test_the_body_option_trains_tc_resnet8_as_best_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
+    cv = _module()
+    make_dataset(tmp_path / "data", per_split=2)
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    conv_kinds: list[set[str]] = []
+    fit_one = cv.train.fit_one
+
+    def spy(name, *args, **kwargs):
+        model, history = fit_one(name, *args, **kwargs)
+        conv_kinds.append({type(layer).__name__ for layer in model.layers if "Conv" in type(layer).__name__})
+        return model, history
+
+    monkeypatch.setattr(cv.train, "fit_one", spy)
+    out = tmp_path / "cv.json"
+    common = ["--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
+    common += ["--data-dir", str(tmp_path / "data")]
+    for wrong in (["--models", "lstm", "--body", "tc"], ["--models", "best", "--body", "tc", "--head", "pool"]):
+        with pytest.raises(SystemExit) as exit_info:
+            cv.main([str(out), *wrong, *common])
+        assert exit_info.value.code == 2  # the body replaces best's whole network, head included
+    original = cv.zoo.ZOO["best"]
+    assert cv.main([str(out), "--models", "best", "--body", "tc", *common]) == 0
+    record = json.loads(out.read_text())
+    assert record["body"] == "tc" and record["head"] is None
+    assert conv_kinds == [{"Conv1D"}, {"Conv1D"}]  # one per fold, temporal convolutions only
+    assert cv.zoo.ZOO["best"] is original

@@ -133,3 +133,20 @@ def test_best_frequency_head_keeps_the_frequency_rows() -> None:
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="freq, pool"):
         zoo.best(input_shape, len(LABELS), head="attention")
+
+
+def test_tc_resnet8_the_probe_convolves_over_time_only_and_trains() -> None:
+    """bench/cv.py --body tc: a few tens of thousands of weights, four times shorter in time, one step of learning."""
+    shape = shapes(PRESETS["standard"]).input_shape
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(8, *shape)).astype(np.float32)
+    model = zoo.tc_resnet8(shape, len(LABELS), (x.reshape(-1, shape[1]).mean(0), x.reshape(-1, shape[1]).var(0)))
+    assert "tc_resnet8" not in zoo.ZOO and model.name == "best"  # a candidate for best's place, not a seventh model
+    assert 50_000 < model.count_params() < 80_000
+    convs = [layer for layer in model.layers if "Conv" in type(layer).__name__]
+    assert convs and all(type(layer).__name__ == "Conv1D" for layer in convs)
+    assert model.get_layer(index=-4).output.shape[1] == -(-shape[0] // 8)  # three stride-2 blocks
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    assert np.isfinite(model.fit(x, np.arange(8) % len(LABELS), batch_size=4, epochs=1, verbose=0).history["loss"][0])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
