@@ -296,30 +296,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """Answer every readable file; each unreadable one costs one line on stderr and makes the exit status 2, but
+    does not throw away the others' answers (``predict *.wav`` over a folder with one broken clip)."""
     from kws.audio import AudioError, load_audio
 
-    clips = []
-    for name in args.files:  # decode everything first: a bad file fails in a blink, before TensorFlow loads
+    clips, failed = {}, {}
+    for i, name in enumerate(args.files):  # decode everything first: bad files fail in a blink, before TensorFlow
         try:
-            clips.append((name, load_audio(name)))
+            clips[i] = load_audio(name)
         except AudioError as err:
-            raise UsageError(f"{name}: {err}") from err
+            failed[i] = _one_line(f"{name}: {err}")
+            print(f"error: {failed[i]}", file=sys.stderr)
+    if not clips:
+        return EXIT_BAD_INPUT
     models_dir = _models_dir(args.models_dir)
     _check_models_dir(models_dir)
     _load_tensorflow()
     from kws import inference
 
     predictor = inference.load_predictor(models_dir)
-    results = [(name, predictor.predict_clip(clip)) for name, clip in clips]
+    results = {i: predictor.predict_clip(clip) for i, clip in clips.items()}
+    status = EXIT_BAD_INPUT if failed else EXIT_OK
     if args.json:
-        docs = [{"file": name, "summary": p.summary, **p.to_dict()} for name, p in results]
+        docs = [
+            {"file": name, "error": failed[i]}
+            if i in failed
+            else {"file": name, "summary": results[i].summary, **results[i].to_dict()}
+            for i, name in enumerate(args.files)
+        ]
         _print_json(docs[0] if len(docs) == 1 else docs)
-        return EXIT_OK
-    for i, (name, p) in enumerate(results):
-        if i:
+        return status
+    for n, (i, p) in enumerate(results.items()):
+        if n:
             print()
         w = p.window
-        print(f"{name}: {p.clip.duration:.2f} s, the models hear {w.start_s:.2f}-{w.end_s:.2f} s")
+        print(f"{args.files[i]}: {p.clip.duration:.2f} s, the models hear {w.start_s:.2f}-{w.end_s:.2f} s")
         for notice in p.clip.notices:
             print(f"  note: {notice}")
         print(p.summary)
@@ -329,7 +340,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             flag = "  low confidence" if a.low_confidence and not p.no_speech else ""
             print(f"  {a.name:<{width}}  {word:<6} {_pct(a.confidence):>6}  {a.latency_ms:6.1f} ms{flag}")
         print(f"  all {len(p.answers)} models together: {p.elapsed_ms:.1f} ms (per model above: its time alone)")
-    return EXIT_OK
+    return status
 
 
 # --- data fetch ----------------------------------------------------------------------------------------------------

@@ -93,7 +93,6 @@ def test_import_kws_does_not_import_tensorflow() -> None:
         (("predict", "{text}"), "not an audio file"),
         (("predict", "{cut}"), "truncated"),
         (("predict", "{empty}"), "empty"),
-        (("predict", "{word}", "{text}"), "not an audio file"),
         (("predict", "{word}", "--models-dir", "{missing}"), "No model folder"),
         (("evaluate", "--data-dir", "{missing}"), "No dataset found"),
         (("evaluate", "--split", "dev"), "invalid choice"),
@@ -139,6 +138,33 @@ def test_predict_json_several_files(files, with_shipped, capsys) -> None:
     assert isinstance(docs, list) and [d["file"] for d in docs] == [str(files["word"]), str(files["silence"])]
     assert docs[1]["no_speech"] is True and docs[1]["summary"] == "No speech detected"
     assert docs[1]["majority"] is None and all(m["word"] is None for m in docs[1]["models"])
+
+
+def test_predict_answers_the_readable_files_and_exits_2_for_the_rest(files, with_shipped, capsys) -> None:
+    """One broken clip among several costs one line on stderr and the exit status, not the others' answers."""
+    names = [str(files[k]) for k in ("word", "text", "silence")]
+    assert cli.main(["predict", *names]) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"error: {names[1]}: This is not an audio file we can read (WAV, FLAC, OGG or MP3)."]
+    assert out.startswith(f"{names[0]}: ") and f"\n{names[2]}: " in out and names[1] not in out
+    assert "Most models say: " in out and "No speech detected" in out
+
+    assert cli.main(["predict", *names, "--json"]) == 2
+    out, err = capsys.readouterr()
+    docs = json.loads(out)  # still one document, in the order the files were given
+    assert [d["file"] for d in docs] == names and err.count("\n") == 1
+    assert docs[1] == {"file": names[1], "error": err.removeprefix("error: ").strip()}
+    assert docs[0]["majority"] in config.LABELS and docs[2]["no_speech"] is True
+
+
+def test_predict_with_no_readable_file_says_why_for_each(files, capsys) -> None:
+    names = [str(files[k]) for k in ("text", "empty", "cut")]
+    assert cli.main(["predict", *names, "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert [line.split(": ")[1] for line in lines] == names
+    assert "not an audio file" in lines[0] and "empty" in lines[1] and "truncated" in lines[2]
 
 
 def test_predict_text(files, with_shipped, capsys) -> None:
