@@ -286,9 +286,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"Accuracy on the {args.split} split: {n} clips ({where}); per-word columns are recall.\n")
     print(markdown_table(header, table, [False, False, False, True, True, True, *([True] * len(labels))]))
     seen = {"train", "validation"} if args.split == "all" else {args.split}
+    learnt: dict[str, list[str]] = {}  # the splits a model learnt from -> the models, for one note, not one each
     for r in rows:
         if seen & set(config.fit_splits(r["fit_on"])):
-            print(f"\nNote: {r['model']} learnt from {r['fit_on']}: its score here is not a held-out score.")
+            learnt.setdefault(r["fit_on"], []).append(r["model"])
+    if learnt:
+        who = "; ".join(f"{', '.join(models)} ({splits})" for splits, models in learnt.items())
+        print(f"\nNote: not held-out scores for the models that learnt from these clips: {who}.")
     return EXIT_OK
 
 

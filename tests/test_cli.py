@@ -246,7 +246,7 @@ def test_refit_learns_from_train_and_validation_and_claims_no_validation_score(t
     where = ["--models-dir", str(out_dir), "--data-dir", str(tmp_path / "data")]
     for split, warned in (("test", False), ("validation", True), ("all", True)):
         assert cli.main(["evaluate", *where, "--split", split]) == 0
-        note = "Note: perceptron learnt from train+validation: its score here is not a held-out score."
+        note = "Note: not held-out scores for the models that learnt from these clips: perceptron (train+validation)."
         assert (note in capsys.readouterr().out) is warned
     refused = ["train", "--fit-on", "train+validation", "--schedule", "plateau", "--data-dir", str(tmp_path / "data")]
     assert cli.main(refused) == 2
