@@ -99,7 +99,8 @@ def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Fig
         )
     )
     fig.update_yaxes(range=[0, 1.15], tickformat=".0%", title="probability")
-    return _layout(fig, title, height=220)
+    fig = _layout(fig, title, height=220 if title else 190)
+    return fig if title else fig.update_layout(margin_t=10)  # no title: no blank band above the bars
 
 
 def confusion_heatmap(

@@ -166,6 +166,12 @@ def is_new_file(upload, key: str) -> bool:
     return new
 
 
+#: Width in pixels of one model's card (Try it) or chart (Compare's confusion matrices). Six equal columns left
+#: ~110 px each on a 1,400-px screen, narrower than the 150 px a Plotly chart draws at, so the bars were cut off
+#: (the winning word's among them); fixed-width items in a horizontal container wrap onto a second row instead.
+CARD_WIDTH = 220
+
+
 def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
     """One model's answer: word, confidence, probabilities on the shared 0-1 scale, latency, size.
 

@@ -187,6 +187,18 @@ def wait_for_charts(page: Any, timeout_ms: float = 30_000) -> None:
     )
 
 
+def charts_cut_off(page: Any) -> list[str]:
+    """Plotly charts drawn wider than the element that holds them, so part of them is hidden: Plotly draws at
+    150 px or more, whatever room a column leaves it. Charts in a hidden tab (no width at all) are not counted."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].flatMap(c => {
+            const svg = c.querySelector(".main-svg"), room = c.getBoundingClientRect().width;
+            const drawn = svg ? Number(svg.getAttribute("width")) : 0;
+            return room > 0 && drawn > room + 1 ? [`${Math.round(drawn)} px drawn in ${Math.round(room)} px`] : [];
+        })"""
+    )
+
+
 def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) -> None:
     """Open the app at its home page, then go to the page titled ``title`` through the sidebar, as a user does.
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from browser_util import (
+    charts_cut_off,
     chromium_page,
     fake_mic_wav,
     open_page,
@@ -33,6 +34,7 @@ LEAD_S, TAIL_S = 2.0, 3.0  # the fake mic loops: 2 s silence, the word (1 s), 3 
 # the whole word at least once, wherever the loop stands when frames start to arrive.
 RECORD_MS = 7_500
 RESULT_TIMEOUT_MS = 120_000  # a fresh server loads and compiles every model first
+LAPTOP = {"width": 1366, "height": 900}  # a common laptop screen: the main area is ~900 px beside the sidebar
 QUIET_DB = -30  # the known clip peaks near -3 dBFS: a quieter take means the word was missed
 
 
@@ -81,8 +83,9 @@ def test_live_microphone_through_webrtc(server, mic_wav, tmp_path) -> None:
 
 
 def test_browser_recorder(server, mic_wav) -> None:
+    """On a laptop-sized screen: every model's card shows all its bars (six columns once cut them off)."""
     wav, word = mic_wav
-    with chromium_page(fake_audio=wav) as page:
+    with chromium_page(fake_audio=wav, viewport=LAPTOP) as page:
         open_try_it(page, server)
         page.get_by_role("button", name="Record", exact=True).click()
         stop = page.get_by_role("button", name="Stop recording", exact=True)
@@ -90,6 +93,18 @@ def test_browser_recorder(server, mic_wav) -> None:
         page.wait_for_timeout(RECORD_MS)
         stop.click()
         assert_heard(page, "Browser recording", word)
+        wait_for_charts(page)
+        assert page.locator("[data-testid='stPlotlyChart']").count() >= 2 + 6  # waveform, MFCC, one per model
+        assert charts_cut_off(page) == []
+
+
+def test_compare_page_confusion_matrices_fit_a_laptop_screen(server) -> None:
+    with chromium_page(viewport=LAPTOP) as page:
+        open_page(page, server, "Compare models", timeout_ms=RESULT_TIMEOUT_MS)
+        page.get_by_text("Confusion matrices").wait_for()
+        wait_for_charts(page)
+        assert page.get_by_text("Traceback").count() == 0
+        assert charts_cut_off(page) == []
 
 
 @pytest.mark.parametrize("path", ["dataset", "try_it"])
