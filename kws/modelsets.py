@@ -135,10 +135,21 @@ def set_rows(sets: list[ModelSet] | None = None) -> list[dict[str, Any]]:
             "features": s.preset,
             "mean test accuracy": round(s.mean_test_accuracy, 4),
             "test clips": s.test_clips,
-            "created": s.created,
+            "created": _when(s.created),
         }
         for s in (sets if sets is not None else list_sets())
     ]
+
+
+def _when(iso: str) -> str:
+    """``2026-11-25T01:17:54+00:00`` as ``2026-11-25 01:17 UTC``: the table cut the ISO form off mid-seconds."""
+    try:
+        stamp = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)  # metadata written by hand or by something else: shown as it is
+    if stamp.tzinfo is None:
+        return stamp.strftime("%Y-%m-%d %H:%M")
+    return stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @contextmanager

@@ -113,7 +113,8 @@ def model_sets(note_key: str) -> None:
         st.success(st.session_state[note_key])
         st.session_state[note_key] = None
     sets = modelsets.list_sets()
-    st.dataframe(modelsets.set_rows(sets), hide_index=True)
+    percent = st.column_config.NumberColumn("mean test accuracy", format="percent")  # as every other table
+    st.dataframe(modelsets.set_rows(sets), hide_index=True, column_config={"mean test accuracy": percent})
     names = [s.name for s in sets]
     choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key="retrain_choice")
     if st.button("Use this set", disabled=choice is None, key="retrain_switch"):
