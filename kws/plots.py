@@ -151,8 +151,9 @@ def training_curves(
                 )
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title=metric)
-    fig = _layout(fig, title or f"Training {metric}", height=320)
-    fig.update_layout(showlegend=True)
+    fig = _layout(fig, title or f"Training {metric}", height=380)
+    # the legend under the plot: at its side it took half the width of a half-page chart on a laptop screen
+    fig.update_layout(showlegend=True, legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"))
     return fig
 
 
