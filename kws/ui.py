@@ -168,9 +168,25 @@ def is_new_file(upload, key: str) -> bool:
 
 
 #: Width in pixels of one model's card (Try it) or chart (Compare's confusion matrices). Six equal columns left
-#: ~110 px each on a 1,400-px screen, narrower than the 150 px a Plotly chart draws at, so the bars were cut off
-#: (the winning word's among them); fixed-width items in a horizontal container wrap onto a second row instead.
+#: ~110 px each on a 1,366-px screen (145 px on a 1,600-px one), narrower than the 150 px a Plotly chart draws at,
+#: so the bars were cut off (the winning word's among them).
 CARD_WIDTH = 220
+_GAP_PX = 16  # Streamlit's "small" gap (1rem)
+
+
+def in_groups(items: list, render: Callable[[Any], None], per_group: int = 3, border: bool = True) -> None:
+    """``render(item)`` in fixed-width cards, side by side, in groups of ``per_group`` that wrap as a whole.
+
+    Six cards stand in one row where the page is wide enough and in two rows of three where it is not, never
+    four and two: each group is one fixed-width block of the outer, wrapping row.
+    """
+    group_width = per_group * CARD_WIDTH + (per_group - 1) * _GAP_PX + 4  # +4: rounding must not wrap a group
+    with st.container(horizontal=True, gap="small"):
+        for start in range(0, len(items), per_group):
+            with st.container(horizontal=True, gap="small", width=group_width):
+                for item in items[start : start + per_group]:
+                    with st.container(border=border, width=CARD_WIDTH, height="stretch"):
+                        render(item)
 
 
 def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:

@@ -39,10 +39,13 @@ st.caption(
 
 st.subheader("Confusion matrices")
 st.caption("Rows: the true word; columns: what the model said. Colour: share of the row, 0 to 100% for every model.")
-with st.container(horizontal=True, gap="small"):  # side by side, wrapping on a narrow screen rather than cut off
-    for info in infos:
-        figure = plots.confusion_heatmap(info.meta["confusion"], info.labels, title=info.name)
-        st.plotly_chart(figure, key=f"compare_confusion_{info.name}", width=ui.CARD_WIDTH)
+ui.in_groups(
+    infos,
+    lambda i: st.plotly_chart(
+        plots.confusion_heatmap(i.meta["confusion"], i.labels, title=i.name), key=f"compare_confusion_{i.name}"
+    ),
+    border=False,
+)
 
 st.subheader("Training curves")
 shown = st.multiselect("Models", names, default=insights.default_curve_models(names), key="compare_curves")

@@ -12,7 +12,7 @@ from kws.audio import Clip, load_audio, to_wav_bytes
 from kws.config import data_dir
 from kws.dataset import missing_message
 from kws.examples import graded, pick
-from kws.ui import CARD_WIDTH, example_clips, get_predictor, is_new_file, model_card
+from kws.ui import example_clips, get_predictor, in_groups, is_new_file, model_card
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
@@ -99,7 +99,4 @@ mfcc_tab.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.
 mel_tab.plotly_chart(plots.log_mel_heatmap(prediction.features, prediction.feature_settings))
 st.audio(to_wav_bytes(prediction.clip.samples), format="audio/wav")
 
-with st.container(horizontal=True, gap="small"):  # cards side by side, wrapping onto a second row on a narrow screen
-    for answer in prediction.answers:
-        with st.container(border=True, width=CARD_WIDTH, height="stretch"):  # one height per row
-            model_card(answer, prediction.no_speech, None if right is None else right[answer.name])
+in_groups(prediction.answers, lambda a: model_card(a, prediction.no_speech, None if right is None else right[a.name]))

@@ -67,7 +67,7 @@ def assert_heard(page, source: str, word: str) -> None:
 
 def test_live_microphone_through_webrtc(server, mic_wav, tmp_path) -> None:
     wav, word = mic_wav
-    with chromium_page(fake_audio=wav, viewport={"width": 1600, "height": 1550}) as page:
+    with chromium_page(fake_audio=wav, viewport={"width": 1920, "height": 1640}) as page:  # six cards in a row
         open_try_it(page, server)
         component = page.frame_locator("iframe[title*='streamlit_webrtc']")
         component.get_by_role("button", name="START").click()
