@@ -105,6 +105,11 @@ def test_compare_page_confusion_matrices_fit_a_laptop_screen(server) -> None:
         wait_for_charts(page)
         assert page.get_by_text("Traceback").count() == 0
         assert charts_cut_off(page) == []
+        tops = page.evaluate(
+            """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].slice(0, 6)
+                .map(c => Math.round(c.getBoundingClientRect().top))"""
+        )
+        assert [tops.count(t) for t in sorted(set(tops))] == [3, 3]  # two rows of three, never four and two
 
 
 @pytest.mark.parametrize("path", ["dataset", "try_it"])
