@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -117,6 +118,25 @@ def _read(item: Item) -> np.ndarray | str:
         return str(err)
 
 
+_warned: set[tuple[str, float, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(path: Path, reason: str) -> None:
+    """Log an unreadable clip once per process and file version: evaluating models with two feature settings
+    reads the dataset twice, and the app re-reads it on every change, which logged each bad clip again."""
+    try:
+        stamp = path.stat().st_mtime
+    except OSError:
+        stamp = -1.0
+    key = (str(path), stamp, reason)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.warning("skipping %s: %s", path, reason)
+
+
 def load_waveforms(items: Sequence[Item], progress: Progress | None = None) -> Waveforms:
     """Read every clip; a corrupt clip is skipped and reported, never fatal.
 
@@ -127,7 +147,7 @@ def load_waveforms(items: Sequence[Item], progress: Progress | None = None) -> W
     for done, item in enumerate(items, start=1):
         out = _read(item)
         if isinstance(out, str):
-            logger.warning("skipping %s: %s", item.path, out)
+            _warn_once(item.path, out)
             result.skipped.append((item.path, out))
         else:
             result.items.append(item)

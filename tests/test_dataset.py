@@ -92,6 +92,11 @@ def test_corrupt_clip_is_skipped_and_reported(tiny, caplog) -> None:
     assert [p for p, _ in fs.skipped] == [str(bad)]
     assert str(bad) not in fs.paths
     assert any("deadbeef" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kws.dataset"):  # models with other settings read it again
+        again = load_features(preset("lecture"), tiny, use_cache=False)
+    assert [p for p, _ in again.skipped] == [str(bad)]  # still reported to the caller ...
+    assert not any("deadbeef" in r.getMessage() for r in caplog.records)  # ... but logged once per process
 
 
 def test_streamed_featurizing_matches_reading_then_featurizing(tiny, monkeypatch) -> None:
