@@ -258,6 +258,8 @@ class Job:
             return f"{words.get(self.stage, self.stage)} {self.stage_done:,}/{self.stage_total:,}"
         if self.state == "training":
             n = len(self.cfg.models)
+            if len(self.finished_models) >= n:  # the last model is saved; the set is being swapped in
+                return f"Saving the new set of {n} model{'s' if n > 1 else ''}"
             name = self.cfg.models[min(self.model_index, n - 1)]
             return f"Training {name} ({self.model_index + 1} of {n}), epoch {self.epoch}/{self.cfg.epochs}"
         if self.state == "cancelling":

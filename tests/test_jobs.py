@@ -306,3 +306,21 @@ def test_leftover_staging_folders_are_removed_when_a_run_starts(runs: Path, data
     manager.wait(60)
     assert not stale.exists() and unrelated.exists()
     assert os.path.exists(runs / jobs.LOCK_FILE)
+
+
+def test_status_says_what_is_happening_from_start_to_the_last_save() -> None:
+    job = jobs.Job(
+        id=jobs.new_set_name(),
+        owner="ada",
+        cfg=jobs.make_config(models=["perceptron", "lstm"], epochs=4),
+        estimate=jobs.Estimate({"reading": 1.0, "features": 1.0}, {"perceptron": 5.0, "lstm": 10.0}, {}),
+        started=time.time(),
+    )
+    assert job.status_text.startswith("Starting the training process")
+    job.state, job.epoch, job.feature_fraction = "training", 3, 1.0
+    assert job.status_text == "Training perceptron (1 of 2), epoch 3/4"
+    job.finished_models, job.model_index, job.epoch = ["perceptron"], 1, 0
+    assert job.status_text == "Training lstm (2 of 2), epoch 0/4"
+    # after the last model: not "epoch 0/4" of a model that has finished
+    job.finished_models = ["perceptron", "lstm"]
+    assert job.status_text == "Saving the new set of 2 models" and job.fraction == 1.0
