@@ -130,6 +130,19 @@ def model_sets(note_key: str) -> None:
         st.rerun()
 
 
+def new_vs_current(new_set: str) -> None:
+    """The Retrain page's table of a finished run's models beside the same-named ones it is compared with,
+    formatted as the Compare page's: shares as percentages, parameters with separators, whole seconds."""
+    from kws import modelsets
+
+    rows = modelsets.compare_rows(new_set, modelsets.comparison_baseline(new_set))
+    percent = [k for k in (rows[0] if rows else {}) if k == "test accuracy" or k.startswith("acc ")]
+    columns: dict = {k: st.column_config.NumberColumn(k, format="percent") for k in percent}
+    columns["parameters"] = st.column_config.NumberColumn("parameters", format="localized")
+    columns["train s"] = st.column_config.NumberColumn("training time (s)", format="%.0f")
+    st.dataframe(rows, hide_index=True, column_config=columns)
+
+
 @st.cache_resource
 def training_manager():
     """The server's one background-training manager (Retrain page): shared by every session and rerun."""

@@ -46,7 +46,7 @@ if job is not None and not job.running and job.id == st.session_state.retrain_jo
     if job.state == "done":
         st.subheader("New models vs the ones in use")
         st.success(f"{job.status_text}: new set `{job.id}`.")
-        st.dataframe(modelsets.compare_rows(job.id, modelsets.comparison_baseline(job.id)), hide_index=True)
+        ui.new_vs_current(job.id)
         ui.training_curves(job.histories)
         if modelsets.active_set() == job.id:
             st.info("The app uses these models.")

@@ -6,6 +6,7 @@ fresh training manager, so runs take seconds and never touch the real ``runs/`` 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -113,6 +114,8 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     comparison = at.dataframe[0].value
     assert list(comparison["set"]) == ["new", f"in use ({modelsets.SHIPPED})"]
     assert {"test accuracy", "acc bed", "acc happy", "acc cat", "train s", "parameters"} <= set(comparison.columns)
+    formats = {k: v.get("type_config", {}).get("format") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
+    assert formats["test accuracy"] == formats["acc cat"] == "percent"  # as on the Compare page, not 0.9432
     assert len(at.get("plotly_chart")) == 2  # final loss and accuracy curves
 
     button(at, "Use these models").click().run()
