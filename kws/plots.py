@@ -17,6 +17,9 @@ from kws.features import FeatureSettings, log_mel_from_mfcc, shapes
 #: One colour per label, the same on every chart.
 LABEL_COLOURS = {"bed": "#4C78A8", "happy": "#F58518", "cat": "#54A24B"}
 _MAX_POINTS = 4000
+#: The narrowest colour range of :func:`mfcc_heatmap_robust`, in MFCC units: a spoken word spans ~40-60 between
+#: its 1st and 99th percentiles, digital silence ~1e-6, which a stretched scale painted as bright stripes.
+_MIN_MFCC_SPAN = 10.0
 
 
 def _layout(fig: go.Figure, title: str, height: int = 260) -> go.Figure:
@@ -193,7 +196,9 @@ def mfcc_heatmap_robust(feats: np.ndarray, settings: FeatureSettings, title: str
     fig = mfcc_heatmap(feats, settings, title)
     rest = np.asarray(feats)[:, 1:]
     if rest.size:
-        lo, hi = np.percentile(rest, [1, 99])
-        if hi > lo:
-            fig.update_traces(zmin=float(lo), zmax=float(hi))
+        lo, hi = (float(v) for v in np.percentile(rest, [1, 99]))
+        if hi - lo < _MIN_MFCC_SPAN:  # near-constant input (digital silence): do not blow rounding noise up
+            mid = (hi + lo) / 2
+            lo, hi = mid - _MIN_MFCC_SPAN / 2, mid + _MIN_MFCC_SPAN / 2
+        fig.update_traces(zmin=lo, zmax=hi)
     return fig
