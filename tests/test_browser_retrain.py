@@ -38,8 +38,16 @@ def test_a_tiny_run_draws_live_curves_and_ends_with_the_comparison(tmp_path: Pat
         page.locator("[data-testid='stProgress']").first.wait_for()
         page.locator(".js-plotly-plot .legendtext", has_text="perceptron (train)").first.wait_for(timeout=120_000)
         page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
-        titles = [t.text_content() for t in page.locator(".js-plotly-plot .gtitle").all()]
-        assert "Training loss" in titles and "Training accuracy" in titles, titles
+        # the fragment redraws both charts every second, and a tiny run may end meanwhile (the page then reruns
+        # into the results view): under CI's load one read found two "Training loss" titles in passing, so wait
+        # for both titles to stand together rather than reading once
+        page.wait_for_function(
+            """() => {
+                const titles = [...document.querySelectorAll(".js-plotly-plot .gtitle")].map(t => t.textContent);
+                return titles.includes("Training loss") && titles.includes("Training accuracy");
+            }""",
+            timeout=30_000,
+        )
 
         page.get_by_text("New models vs the ones in use").wait_for(timeout=180_000)
         page.get_by_role("button", name="Use these models").click()
