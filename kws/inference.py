@@ -144,9 +144,25 @@ class Prediction:
         return max(votes, key=lambda w: (votes[w], -labels.index(w)))
 
     @property
+    def split(self) -> list[str]:
+        """The words that share the most votes when two or more do (three models against three), in label
+        order; empty when one word leads or no speech was detected."""
+        if self.no_speech or not self.answers:
+            return []
+        votes = Counter(a.word for a in self.answers)
+        top = max(votes.values())
+        tied = [w for w in self.answers[0].probabilities if votes.get(w) == top]
+        return tied if len(tied) > 1 else []
+
+    @property
     def summary(self) -> str:
-        """The line the app and CLI show above the models."""
-        return "No speech detected" if self.majority is None else f"Most models say: {self.majority}"
+        """The line the app and CLI show above the models; a tie is said as one, not as a majority."""
+        if self.majority is None:
+            return "No speech detected"
+        if self.split:
+            each = sum(a.word == self.split[0] for a in self.answers)
+            return f"The models are split: {' / '.join(self.split)} ({each} each)"
+        return f"Most models say: {self.majority}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form for ``predict --json``."""
@@ -156,6 +172,7 @@ class Prediction:
             "level_db": round(self.window.level_db, 1),
             "no_speech": self.no_speech,
             "majority": self.majority,
+            "split": self.split,
             "elapsed_ms": round(self.elapsed_ms, 3),
             "notices": list(self.clip.notices),
             "models": [

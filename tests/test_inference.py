@@ -70,7 +70,8 @@ def test_prediction_fields(predictor) -> None:
         assert a.low_confidence == (a.confidence < predictor.thresholds.low_confidence)
         assert a.latency_ms > 0 and a.params > 0
     assert p.majority in LABELS
-    assert p.summary == f"Most models say: {p.majority}"
+    if not p.split:
+        assert p.summary == f"Most models say: {p.majority}"
     from kws.features import shapes
 
     assert p.features.shape == shapes(p.feature_settings).input_shape
@@ -146,3 +147,24 @@ def test_loaded_models_match_their_metadata(predictor) -> None:
         assert m.settings == FeatureSettings.from_dict(m.meta["feature_settings"])
         assert tuple(m.model.input_shape[1:]) == shapes(m.settings).input_shape
         assert m.labels == tuple(m.meta["labels"])
+
+
+def test_a_tie_is_said_as_a_split_not_as_a_majority(predictor) -> None:
+    import dataclasses
+
+    p = predictor.predict(word_like(0.5), RATE)
+
+    def saying(*words: str):
+        answers = [dataclasses.replace(p.answers[0], name=f"m{i}", word=w) for i, w in enumerate(words)]
+        return dataclasses.replace(p, answers=answers, no_speech=False)
+
+    three_three = saying("cat", "bed", "cat", "bed", "cat", "bed")
+    assert three_three.split == ["bed", "cat"]  # label order
+    assert three_three.summary == "The models are split: bed / cat (3 each)"
+    assert three_three.majority == "bed"  # still defined (ties go to the earlier label) for --json readers
+    assert three_three.to_dict()["split"] == ["bed", "cat"]
+    two_two_two = saying("happy", "cat", "bed", "cat", "bed", "happy")
+    assert two_two_two.summary == "The models are split: bed / happy / cat (2 each)"
+    lead = saying("cat", "cat", "bed", "cat", "happy", "bed")
+    assert lead.split == [] and lead.summary == "Most models say: cat"
+    assert dataclasses.replace(three_three, no_speech=True).split == []
