@@ -261,6 +261,7 @@ def comparison_columns(rows: list[dict]) -> dict:
     config: dict = {k: COLUMN_TITLES.get(k, k.replace("acc_", "") + " accuracy") for k in (rows[0] if rows else {})}
     for key in percent:
         config[key] = st.column_config.NumberColumn(config.get(key, key), format="percent")
+    config["model"] = st.column_config.TextColumn(COLUMN_TITLES["model"], pinned=True)  # stays while it scrolls
     config["params"] = st.column_config.NumberColumn(COLUMN_TITLES["params"], format="localized")
     config["latency_ms"] = st.column_config.NumberColumn(COLUMN_TITLES["latency_ms"], format="%.1f")
     return config

@@ -50,6 +50,9 @@ def check_metadata_parts(at: AppTest) -> None:
     assert [f"acc_{w}" for w in LABELS] == [c for c in table.columns if c.startswith("acc_")]
     assert table["accuracy"].between(0, 1).all() and (table["params"] > 0).all()
     assert (table["latency_ms"] > 0).all()
+    columns = json.loads(at.main.dataframe[0].proto.columns)
+    assert columns["model"].get("pinned") is True  # the name stays in view while the wide table scrolls
+    assert columns["accuracy"]["type_config"]["format"] == "percent"
 
     confusions = charts(at, "compare_confusion_")
     assert len(confusions) == len(names)
