@@ -156,12 +156,15 @@ class Prediction:
 
     @property
     def summary(self) -> str:
-        """The line the app and CLI show above the models; a tie is said as one, not as a majority."""
+        """The line the app and CLI show above the models: a tie or a mere plurality is said as one, not as what
+        most models say."""
         if self.majority is None:
             return "No speech detected"
+        votes = sum(a.word == self.majority for a in self.answers)
         if self.split:
-            each = sum(a.word == self.split[0] for a in self.answers)
-            return f"The models are split: {' / '.join(self.split)} ({each} each)"
+            return f"The models are split: {' / '.join(self.split)} ({votes} each)"
+        if 2 * votes <= len(self.answers):  # 3 of 6 is the most votes, not most models
+            return f"No majority: {self.majority} leads with {votes} of {len(self.answers)}"
         return f"Most models say: {self.majority}"
 
     def to_dict(self) -> dict[str, Any]:

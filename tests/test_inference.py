@@ -70,7 +70,7 @@ def test_prediction_fields(predictor) -> None:
         assert a.low_confidence == (a.confidence < predictor.thresholds.low_confidence)
         assert a.latency_ms > 0 and a.params > 0
     assert p.majority in LABELS
-    if not p.split:
+    if 2 * sum(a.word == p.majority for a in p.answers) > len(p.answers):
         assert p.summary == f"Most models say: {p.majority}"
     from kws.features import shapes
 
@@ -149,7 +149,7 @@ def test_loaded_models_match_their_metadata(predictor) -> None:
         assert m.labels == tuple(m.meta["labels"])
 
 
-def test_a_tie_is_said_as_a_split_not_as_a_majority(predictor) -> None:
+def test_a_tie_or_a_plurality_is_not_said_as_a_majority(predictor) -> None:
     import dataclasses
 
     p = predictor.predict(word_like(0.5), RATE)
@@ -166,5 +166,7 @@ def test_a_tie_is_said_as_a_split_not_as_a_majority(predictor) -> None:
     two_two_two = saying("happy", "cat", "bed", "cat", "bed", "happy")
     assert two_two_two.summary == "The models are split: bed / happy / cat (2 each)"
     lead = saying("cat", "cat", "bed", "cat", "happy", "bed")
-    assert lead.split == [] and lead.summary == "Most models say: cat"
+    assert lead.split == [] and lead.summary == "No majority: cat leads with 3 of 6"
+    most = saying("cat", "cat", "bed", "cat", "happy", "cat")
+    assert most.split == [] and most.summary == "Most models say: cat"
     assert dataclasses.replace(three_three, no_speech=True).split == []
