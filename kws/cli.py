@@ -61,6 +61,11 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "unknown error"
 
 
+def _error(message: str) -> None:
+    """A failure for humans: one ``error:`` line on stderr, never a traceback."""
+    print(f"error: {_one_line(message)}", file=sys.stderr)
+
+
 def _say(message: str) -> None:
     """Progress for humans: stderr, so stdout stays clean for results and JSON."""
     print(message, file=sys.stderr, flush=True)
@@ -310,7 +315,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             clips[i] = load_audio(name)
         except AudioError as err:
             failed[i] = _one_line(f"{name}: {err}")
-            print(f"error: {failed[i]}", file=sys.stderr)
+            _error(failed[i])
     if not clips:
         return EXIT_BAD_INPUT
     models_dir = _models_dir(args.models_dir)
@@ -497,21 +502,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except UsageError as err:
-        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        _error(str(err))
         return EXIT_BAD_INPUT
     _configure_logging(args.verbose)
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        _error("interrupted")
         return EXIT_INTERRUPTED
     except Exception as err:
         if isinstance(err, _user_errors()):
-            print(f"error: {_one_line(str(err))}", file=sys.stderr)
+            _error(str(err))
             return EXIT_BAD_INPUT
         if args.verbose:
             raise
-        print(
-            f"error: unexpected {type(err).__name__}: {_one_line(str(err))} (run with -v for details)", file=sys.stderr
-        )
+        _error(f"unexpected {type(err).__name__}: {_one_line(str(err))} (run with -v for details)")
         return EXIT_FAILED
