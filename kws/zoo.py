@@ -175,16 +175,19 @@ def _bn():
     return layers.BatchNormalization(momentum=0.9)
 
 
-def _residual(x, channels: int):
-    """Two 3x3 convolutions with batch norm and a shortcut (1x1 projection when the width changes)."""
+def _residual(x, channels: int, conv=layers.Conv2D, kernel: int = 3, stride: int = 1):
+    """Two convolutions with batch norm and a shortcut (a strided 1x1 projection when the shape changes).
+
+    3x3 ``Conv2D`` for ``best``; ``Conv1D`` over 9 frames, stride 2, for :func:`tc_resnet8`.
+    """
     skip = x
-    x = layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
+    x = conv(channels, kernel, strides=stride, padding="same", use_bias=False)(x)
     x = _bn()(x)
     x = layers.ReLU()(x)
-    x = layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
+    x = conv(channels, kernel, padding="same", use_bias=False)(x)
     x = _bn()(x)
-    if skip.shape[-1] != channels:
-        skip = layers.Conv2D(channels, 1, use_bias=False)(skip)
+    if stride != 1 or skip.shape[-1] != channels:
+        skip = conv(channels, 1, strides=stride, use_bias=False)(skip)
         skip = _bn()(skip)
     return layers.ReLU()(layers.Add()([x, skip]))
 
@@ -228,20 +231,6 @@ def best(
     return keras.Model(inputs, _head(x, n_classes), name="best")
 
 
-def _temporal_residual(x, channels: int, stride: int):
-    """Two 9-frame convolutions over time with batch norm and a shortcut (strided 1x1 projection when needed)."""
-    skip = x
-    x = layers.Conv1D(channels, 9, strides=stride, padding="same", use_bias=False)(x)
-    x = _bn()(x)
-    x = layers.ReLU()(x)
-    x = layers.Conv1D(channels, 9, padding="same", use_bias=False)(x)
-    x = _bn()(x)
-    if stride != 1 or skip.shape[-1] != channels:
-        skip = layers.Conv1D(channels, 1, strides=stride, use_bias=False)(skip)
-        skip = _bn()(skip)
-    return layers.ReLU()(layers.Add()([x, skip]))
-
-
 def tc_resnet8(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
     """MFCC frames, coefficients as channels -> conv(16, 3 frames)+BN -> 3 temporal residual blocks (24, 32, 48
     channels, 9 frames, stride 2) -> average over time -> dropout -> softmax.
@@ -256,7 +245,7 @@ def tc_resnet8(input_shape: tuple[int, int], n_classes: int, stats=None, bands: 
     x = _bn()(x)
     x = layers.ReLU()(x)
     for channels in (24, 32, 48):
-        x = _temporal_residual(x, channels, stride=2)
+        x = _residual(x, channels, conv=layers.Conv1D, kernel=9, stride=2)
     x = layers.GlobalAveragePooling1D()(x)
     x = layers.Dropout(0.3)(x)
     return keras.Model(inputs, _head(x, n_classes), name="best")
