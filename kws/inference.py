@@ -134,38 +134,39 @@ class Prediction:
     #: Wall time of this prediction: window, features and every model (decoding excluded), in ms.
     elapsed_ms: float = 0.0
 
+    def _leaders(self) -> tuple[int, list[str]]:
+        """The most votes any word got and the words that got them, in label order; ``(0, [])`` with no speech."""
+        if self.no_speech or not self.answers:
+            return 0, []
+        votes = Counter(a.word for a in self.answers)
+        top = max(votes.values())
+        return top, [w for w in self.answers[0].probabilities if votes.get(w) == top]
+
     @property
     def majority(self) -> str | None:
         """The word most models say (ties go to the earlier label); None when no speech was detected."""
-        if self.no_speech or not self.answers:
-            return None
-        votes = Counter(a.word for a in self.answers)
-        labels = list(self.answers[0].probabilities)
-        return max(votes, key=lambda w: (votes[w], -labels.index(w)))
+        leaders = self._leaders()[1]
+        return leaders[0] if leaders else None
 
     @property
     def split(self) -> list[str]:
         """The words that share the most votes when two or more do (three models against three), in label
         order; empty when one word leads or no speech was detected."""
-        if self.no_speech or not self.answers:
-            return []
-        votes = Counter(a.word for a in self.answers)
-        top = max(votes.values())
-        tied = [w for w in self.answers[0].probabilities if votes.get(w) == top]
-        return tied if len(tied) > 1 else []
+        leaders = self._leaders()[1]
+        return leaders if len(leaders) > 1 else []
 
     @property
     def summary(self) -> str:
         """The line the app and CLI show above the models: a tie or a mere plurality is said as one, not as what
         most models say."""
-        if self.majority is None:
+        votes, leaders = self._leaders()
+        if not leaders:
             return "No speech detected"
-        votes = sum(a.word == self.majority for a in self.answers)
-        if self.split:
-            return f"The models are split: {' / '.join(self.split)} ({votes} each)"
+        if len(leaders) > 1:
+            return f"The models are split: {' / '.join(leaders)} ({votes} each)"
         if 2 * votes <= len(self.answers):  # 3 of 6 is the most votes, not most models
-            return f"No majority: {self.majority} leads with {votes} of {len(self.answers)}"
-        return f"Most models say: {self.majority}"
+            return f"No majority: {leaders[0]} leads with {votes} of {len(self.answers)}"
+        return f"Most models say: {leaders[0]}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form for ``predict --json``."""
