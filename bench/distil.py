@@ -9,8 +9,8 @@ itself, so the run can be repeated after its result replaced ``models/best.keras
 
 It writes an ordinary model folder, with the teachers (and their files' SHA-256) in ``best.json`` under
 ``distillation``; compare it with ``python bench/choose.py models OUT`` (validation only). The results (no
-reliable gain; see the README's "What did not help ``best``") came from this script; it exists so that anyone can
-check them. It is an experiment, not a training option of the app.
+reliable gain; see "What did not help ``best``" in docs/experiments.md) came from this script; it exists so that
+anyone can check them. It is an experiment, not a training option of the app.
 
     python bench/distil.py OUT [--seed 7] [--temperature 3] [--alpha 0.5] [--teachers cnn2 cnn2_dropout lstm]
 """
