@@ -34,7 +34,9 @@ if stats.skipped:
     st.warning(f"{len(stats.skipped)} clips could not be read and are left out.")
 
 st.subheader("Clips per word and split")
-st.dataframe(stats.word_split_table(), hide_index=True)
+table = stats.word_split_table()
+counts = {k: st.column_config.NumberColumn(k, format="localized") for k in table[0] if k != "word"}
+st.dataframe(table, hide_index=True, column_config=counts)
 st.caption(
     "The split hashes the speaker (the file name before `_nohash_`), so no test speaker is ever heard in "
     "training: test accuracy measures new voices, not memory."

@@ -51,6 +51,8 @@ def test_counts_speakers_splits_and_histograms(data_dir: Path) -> None:
     for word in LABELS:
         assert table.loc[word, "total"] == sum(it.label == word for it in items)
     assert list(table.loc["all words", list(SPLITS)]) == per_split
+    columns = json.loads(at.main.dataframe[0].proto.columns)
+    assert {columns[c]["type_config"]["format"] for c in [*SPLITS, "total"]} == {"localized"}  # 1,213, not 1213
 
     durations, loudness = chart(at, "dataset_durations"), chart(at, "dataset_loudness")
     assert len(durations["data"][0]["x"]) == len(loudness["data"][0]["x"]) == len(items)
