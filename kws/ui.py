@@ -92,22 +92,22 @@ def model_table() -> list[dict]:
     return _model_table(str(models_dir), _dir_stamp(models_dir))
 
 
-def training_curves(histories: dict) -> None:
-    """Loss and accuracy per epoch side by side, training solid and validation dashed, one colour per model."""
+def training_curves(histories: dict, key: str) -> None:
+    """Accuracy and loss per epoch side by side, training solid and validation dashed, one colour per model: the
+    same pair, in the same order, on the Compare page (saved curves) and the Retrain page (live ones)."""
     from kws.plots import training_curves as chart
 
     left, right = st.columns(2)
-    left.plotly_chart(chart(histories, "loss"), key="retrain_loss")
-    right.plotly_chart(chart(histories, "accuracy"), key="retrain_accuracy")
+    left.plotly_chart(chart(histories, "accuracy"), key=f"{key}_accuracy")
+    right.plotly_chart(chart(histories, "loss"), key=f"{key}_loss")
 
 
-def model_sets(note_key: str) -> None:
-    """The Retrain page's list of model sets, a switcher and "restore the previous set".
-
-    ``st.session_state[note_key]`` carries a one-off message across the rerun that a switch needs.
-    """
+def model_sets(key: str) -> None:
+    """The Retrain page's list of model sets, a switcher and "restore the previous set"; widget keys start with
+    ``key``, and ``st.session_state[f"{key}_note"]`` carries a one-off message across the rerun a switch needs."""
     from kws import modelsets
 
+    note_key = f"{key}_note"
     st.subheader("Model sets")
     if st.session_state.get(note_key):
         st.success(st.session_state[note_key])
@@ -116,8 +116,8 @@ def model_sets(note_key: str) -> None:
     percent = st.column_config.NumberColumn("mean test accuracy", format="percent")  # as every other table
     st.dataframe(modelsets.set_rows(sets), hide_index=True, column_config={"mean test accuracy": percent})
     names = [s.name for s in sets]
-    choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key="retrain_choice")
-    if st.button("Use this set", disabled=choice is None, key="retrain_switch"):
+    choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key=f"{key}_choice")
+    if st.button("Use this set", disabled=choice is None, key=f"{key}_switch"):
         try:
             modelsets.adopt(choice)
             st.session_state[note_key] = f"The app now uses `{choice}`."
@@ -125,7 +125,7 @@ def model_sets(note_key: str) -> None:
         except (ValueError, store.ModelStoreError) as err:  # e.g. the set was deleted since the list was drawn
             st.error(str(err))
     previous = modelsets.previous_set()
-    if previous and st.button(f"Restore the previous set ({previous})", key="retrain_restore"):
+    if previous and st.button(f"Restore the previous set ({previous})", key=f"{key}_restore"):
         st.session_state[note_key] = f"Restored `{modelsets.restore_previous()}`."
         st.rerun()
 

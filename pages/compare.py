@@ -50,9 +50,7 @@ ui.in_groups(
 st.subheader("Training curves")
 shown = st.multiselect("Models", names, default=insights.default_curve_models(names), key="compare_curves")
 curves = insights.histories(infos, shown)
-left, right = st.columns(2)
-left.plotly_chart(plots.training_curves(curves, "accuracy"), key="compare_curves_accuracy")
-right.plotly_chart(plots.training_curves(curves, "loss"), key="compare_curves_loss")
+ui.training_curves(curves, key="compare_curves")
 st.caption(
     "Solid: training; dashed: validation. A widening gap is a model learning its training speakers by heart. "
     "A model refitted on train + validation has no validation curve: it learnt those speakers too."

@@ -31,7 +31,7 @@ def live() -> None:
     st.caption(job.summary)
     if job.id == st.session_state.retrain_job and st.button("Cancel training", disabled=job.state == "cancelling"):
         manager.cancel(job.id)
-    ui.training_curves(job.histories)
+    ui.training_curves(job.histories, key="retrain_curves")
 
 
 job = manager.current()
@@ -47,7 +47,7 @@ if job is not None and not job.running and job.id == st.session_state.retrain_jo
         st.subheader("New models vs the ones in use")
         st.success(f"{job.status_text}: new set `{job.id}`.")
         ui.new_vs_current(job.id)
-        ui.training_curves(job.histories)
+        ui.training_curves(job.histories, key="retrain_curves")
         if modelsets.active_set() == job.id:
             st.info("The app uses these models.")
         elif st.button("Use these models", type="primary", key="retrain_use"):
@@ -98,4 +98,4 @@ elif counts is not None:
         except (jobs.Busy, DatasetMissingError) as err:
             st.warning(str(err))
 
-ui.model_sets(note_key="retrain_note")
+ui.model_sets(key="retrain")

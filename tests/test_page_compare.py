@@ -59,7 +59,8 @@ def check_metadata_parts(at: AppTest) -> None:
     assert [c["layout"]["title"]["text"] for c in confusions] == names
     assert {(c["data"][0]["zmin"], c["data"][0]["zmax"]) for c in confusions} == {(0, 1)}  # one colour scale
 
-    assert len(charts(at, "compare_curves_")) == 2  # accuracy and loss
+    curves = [c["layout"]["title"]["text"] for c in charts(at, "compare_curves_")]
+    assert curves == ["Training accuracy", "Training loss"]  # the Retrain page draws the same pair, same order
     shown = at.multiselect(key="compare_curves").value
     assert shown == (["cnn2", "cnn2_dropout"] if {"cnn2", "cnn2_dropout"} <= set(names) else names)
     (scatter,) = charts(at, "compare_tradeoff")

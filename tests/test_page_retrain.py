@@ -116,7 +116,8 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     assert {"test accuracy", "acc bed", "acc happy", "acc cat", "train s", "parameters"} <= set(comparison.columns)
     formats = {k: v.get("type_config", {}).get("format") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
     assert formats["test accuracy"] == formats["acc cat"] == "percent"  # as on the Compare page, not 0.9432
-    assert len(at.get("plotly_chart")) == 2  # final loss and accuracy curves
+    curves = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert curves == ["Training accuracy", "Training loss"]  # the final curves, as the Compare page draws them
 
     button(at, "Use these models").click().run()
     assert modelsets.active_set() == job.id
