@@ -48,6 +48,8 @@ COLUMN_TITLES: dict[str, str] = {
     "overfit_gap": "train − val accuracy",
     "preset": "features",
     "fit_on": "learnt from",
+    "set": "set",
+    "test_clips": "test clips",
 }
 
 

@@ -231,16 +231,16 @@ def compare_rows(new: str, baseline: str | None = None) -> list[dict[str, Any]]:
         for label, meta in (("new", info.meta), (f"in use ({baseline})", old.get(info.name))):
             if meta is None:
                 continue
-            rows.append(
+            rows.append(  # the Compare table's keys (kws.insights.comparison_rows), so one formatter serves both
                 {
                     "model": info.name,
                     "set": label,
-                    "test accuracy": round(meta["test_accuracy"], 4),
-                    **{f"acc {k}": round(v, 4) for k, v in meta["per_class_accuracy"].items()},
-                    "train s": meta["train_seconds"],
+                    "accuracy": round(meta["test_accuracy"], 4),
+                    **{f"acc_{k}": round(v, 4) for k, v in meta["per_class_accuracy"].items()},
+                    "train_s": meta["train_seconds"],
                     "epochs": meta.get("epochs_run", len(meta["history"].get("loss", []))),
-                    "parameters": meta["params"],
-                    "test clips": meta.get("test_clips"),
+                    "params": meta["params"],
+                    "test_clips": meta.get("test_clips"),
                 }
             )
     return rows

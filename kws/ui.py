@@ -131,16 +131,12 @@ def model_sets(key: str) -> None:
 
 
 def new_vs_current(new_set: str) -> None:
-    """The Retrain page's table of a finished run's models beside the same-named ones it is compared with,
-    formatted as the Compare page's: shares as percentages, parameters with separators, whole seconds."""
+    """The Retrain page's table of a finished run's models beside the same-named ones it is compared with, in
+    the Compare page's titles and formats (percentages, separators, whole seconds)."""
     from kws import modelsets
 
     rows = modelsets.compare_rows(new_set, modelsets.comparison_baseline(new_set))
-    percent = [k for k in (rows[0] if rows else {}) if k == "test accuracy" or k.startswith("acc ")]
-    columns: dict = {k: st.column_config.NumberColumn(k, format="percent") for k in percent}
-    columns["parameters"] = st.column_config.NumberColumn("parameters", format="localized")
-    columns["train s"] = st.column_config.NumberColumn("training time (s)", format="%.0f")
-    st.dataframe(rows, hide_index=True, column_config=columns)
+    st.dataframe(rows, hide_index=True, column_config=comparison_columns(rows))
 
 
 @st.cache_resource
@@ -254,17 +250,16 @@ def _latencies(models_dir: str, stamp: float, data_dir: str, data_stamp: float) 
 
 
 def comparison_columns(rows: list[dict]) -> dict:
-    """Titles and number formats for :func:`kws.insights.comparison_rows` in ``st.dataframe``."""
+    """Titles and number formats in ``st.dataframe`` for rows keyed like :func:`kws.insights.comparison_rows`
+    (the Compare table, and :func:`kws.modelsets.compare_rows` on the Retrain page)."""
     from kws.insights import COLUMN_TITLES
 
-    percent = {"accuracy", "overfit_gap", *(k for k in (rows[0] if rows else {}) if k.startswith("acc_"))}
-    config: dict = {k: COLUMN_TITLES.get(k, k.replace("acc_", "") + " accuracy") for k in (rows[0] if rows else {})}
-    for key in percent:
-        config[key] = st.column_config.NumberColumn(config.get(key, key), format="percent")
-    config["model"] = st.column_config.TextColumn(COLUMN_TITLES["model"], pinned=True)  # stays while it scrolls
-    config["params"] = st.column_config.NumberColumn(COLUMN_TITLES["params"], format="localized")
-    config["latency_ms"] = st.column_config.NumberColumn(COLUMN_TITLES["latency_ms"], format="%.1f")
-    return config
+    keys = list(rows[0]) if rows else []
+    titles = {k: COLUMN_TITLES.get(k, k.replace("acc_", "") + " accuracy") for k in keys}
+    formats = {"params": "localized", "latency_ms": "%.1f", "train_s": "%.0f"}
+    formats |= {k: "percent" for k in keys if k in ("accuracy", "overfit_gap") or k.startswith("acc_")}
+    config: dict = {k: st.column_config.NumberColumn(titles[k], format=f) for k, f in formats.items() if k in titles}
+    return {**titles, **config, "model": st.column_config.TextColumn(titles.get("model", "model"), pinned=True)}
 
 
 def latencies() -> tuple[dict[str, float], str]:

@@ -113,9 +113,12 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     assert meta["feature_settings"]["centre"] is True and meta["train_config"]["centre"] is True
     comparison = at.dataframe[0].value
     assert list(comparison["set"]) == ["new", f"in use ({modelsets.SHIPPED})"]
-    assert {"test accuracy", "acc bed", "acc happy", "acc cat", "train s", "parameters"} <= set(comparison.columns)
-    formats = {k: v.get("type_config", {}).get("format") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
-    assert formats["test accuracy"] == formats["acc cat"] == "percent"  # as on the Compare page, not 0.9432
+    assert {"accuracy", "acc_bed", "acc_happy", "acc_cat", "train_s", "params"} <= set(comparison.columns)
+    columns = json.loads(at.dataframe[0].proto.columns)
+    formats = {k: v.get("type_config", {}).get("format") for k, v in columns.items()}
+    assert formats["accuracy"] == formats["acc_cat"] == "percent"  # as on the Compare page, not 0.9432
+    assert (formats["params"], formats["train_s"]) == ("localized", "%.0f")  # 852,803 and whole seconds
+    assert columns["accuracy"]["label"] == "test accuracy" and columns["set"]["label"] == "set"
     curves = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert curves == ["Training accuracy", "Training loss"]  # the final curves, as the Compare page draws them
 
