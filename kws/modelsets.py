@@ -219,7 +219,7 @@ def restore_previous() -> str | None:
 def compare_rows(new: str, baseline: str | None = None) -> list[dict[str, Any]]:
     """New models next to the same-named ones of ``baseline`` (default: the set in use), from metadata.
 
-    Test accuracy is each run's own score on the speaker-disjoint test split; ``test clips`` says how many
+    Test accuracy is each run's own score on the speaker-disjoint test split; ``test_clips`` says how many
     clips that was (a run limited with ``KWS_TRAIN_LIMIT`` scores on a few clips only).
     """
     from kws import store
