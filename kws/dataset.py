@@ -123,8 +123,8 @@ _warned_lock = threading.Lock()
 
 
 def _warn_once(path: Path, reason: str) -> None:
-    """Log an unreadable clip once per process and file version: evaluating models with two feature settings
-    reads the dataset twice, and the app re-reads it on every change, which logged each bad clip again."""
+    """Log an unreadable clip once per process and file version: the app's pages and evaluation each read the
+    dataset, again after every change, which logged each bad clip again and again."""
     try:
         stamp = path.stat().st_mtime
     except OSError:
@@ -164,30 +164,43 @@ def _features_of(clips: list[np.ndarray], settings: FeatureSettings) -> np.ndarr
 def read_and_featurize(
     items: Sequence[Item], settings: FeatureSettings, progress: Progress | None = None
 ) -> tuple[Waveforms, np.ndarray]:
-    """Read and featurize in one pass, without keeping the waveforms (``clips`` of the result stays empty).
+    """Read and featurize in one pass, without keeping the waveforms (``clips`` of the result stays empty)."""
+    read, (x,) = read_and_featurize_many(items, [settings], progress)
+    return read, x
+
+
+def read_and_featurize_many(
+    items: Sequence[Item], settings: Sequence[FeatureSettings], progress: Progress | None = None
+) -> tuple[Waveforms, list[np.ndarray]]:
+    """Read every clip once and featurize it with each of ``settings``: one array per settings, in order.
 
     This thread reads chunk after chunk while a worker featurizes the chunk before: reading holds the GIL,
-    the FFTs and matrix products mostly release it, so on two cores the two overlap.
+    the FFTs and matrix products mostly release it, so on two cores the two overlap. Models with different
+    settings (the centred lecture perceptron beside the standard preset) share the one read.
     """
     read = Waveforms(items=[], clips=[])
-    pending: list[Future[np.ndarray]] = []
+    pending: list[list[Future[np.ndarray]]] = []
     with ThreadPoolExecutor(1) as pool:
         for start in range(0, len(items), _CHUNK):
             part = load_waveforms(items[start : start + _CHUNK])
             read.items += part.items
             read.skipped += part.skipped
             if part.clips:
-                pending.append(pool.submit(_features_of, part.clips, settings))
+                pending.append([pool.submit(_features_of, part.clips, s) for s in settings])
             if progress:
                 progress("reading", min(start + _CHUNK, len(items)), len(items))
-        parts = []
-        for future in pending:
-            parts.append(future.result())
+        parts: list[list[np.ndarray]] = [[] for _ in settings]
+        done, total = 0, len(read.items) * len(settings)
+        for futures in pending:
+            for out, future in zip(parts, futures):
+                out.append(future.result())
+                done += len(out[-1])
             if progress:
-                progress("features", sum(len(p) for p in parts), len(read.items))
-    geo = shapes(settings)
-    x = np.concatenate(parts) if parts else np.zeros((0, *geo.input_shape), np.float32)
-    return read, x
+                progress("features", done, total)
+    arrays = []
+    for s, out in zip(settings, parts):
+        arrays.append(np.concatenate(out) if out else np.zeros((0, *shapes(s).input_shape), np.float32))
+    return read, arrays
 
 
 def featurize(clips: Sequence[np.ndarray], settings: FeatureSettings, progress: Progress | None = None) -> np.ndarray:
@@ -241,33 +254,55 @@ def load_features(
     use_cache: bool = True,
 ) -> FeatureSet:
     """Features of the whole dataset, from the on-disk cache when the files and settings are unchanged."""
+    return load_feature_sets([settings], directory, progress, use_cache)[settings]
+
+
+def load_feature_sets(
+    settings: Sequence[FeatureSettings],
+    directory: str | Path | None = None,
+    progress: Progress | None = None,
+    use_cache: bool = True,
+) -> dict[FeatureSettings, FeatureSet]:
+    """:func:`load_features` for several settings at once: each from its cache file where it has one, and all
+    the others from a single read of the clips (``evaluate`` on a cold cache read the dataset once per setting)."""
     items = scan(directory)
-    key = _cache_key(items, settings)
-    cache_file = config.cache_dir() / f"features-{settings.name}-{key}.npz"
-    if use_cache and cache_file.is_file():
-        try:
-            with np.load(cache_file, allow_pickle=False) as data:
-                skipped = [tuple(s.split("\t", 1)) for s in data["skipped"].tolist()]
-                result = FeatureSet(
-                    data["x"], data["y"], data["splits"], data["paths"].tolist(), skipped, str(data["fingerprint"])
-                )
+    wanted = list(dict.fromkeys(settings))
+    files = {s: config.cache_dir() / f"features-{s.name}-{_cache_key(items, s)}.npz" for s in wanted}
+    result: dict[FeatureSettings, FeatureSet] = {}
+    for s in wanted:
+        cached = _read_cache(files[s]) if use_cache and files[s].is_file() else None
+        if cached is not None:
+            result[s] = cached
             if progress:
-                progress("features", len(result.y), len(result.y))
-            return result
-        except (OSError, KeyError, ValueError) as err:
-            logger.warning("ignoring unreadable feature cache %s: %s", cache_file, err)
-    waves, x = read_and_featurize(items, settings, progress)
-    result = FeatureSet(
-        x=x,
-        y=np.array([it.label_index for it in waves.items], dtype=np.int64),
-        splits=np.array([it.split for it in waves.items]),
-        paths=[str(it.path) for it in waves.items],
-        skipped=[(str(p), reason) for p, reason in waves.skipped],
-        fingerprint=fingerprint(items),
-    )
-    if use_cache:
-        _save_cache(cache_file, result)
-    return result
+                progress("features", len(cached.y), len(cached.y))
+    missing = [s for s in wanted if s not in result]
+    if missing:
+        waves, arrays = read_and_featurize_many(items, missing, progress)
+        for s, x in zip(missing, arrays):
+            result[s] = FeatureSet(
+                x=x,
+                y=np.array([it.label_index for it in waves.items], dtype=np.int64),
+                splits=np.array([it.split for it in waves.items]),
+                paths=[str(it.path) for it in waves.items],
+                skipped=[(str(p), reason) for p, reason in waves.skipped],
+                fingerprint=fingerprint(items),
+            )
+            if use_cache:
+                _save_cache(files[s], result[s])
+    return {s: result[s] for s in wanted}
+
+
+def _read_cache(cache_file: Path) -> FeatureSet | None:
+    """A cached feature set, or None (logged) when the file cannot be read: it is then made again."""
+    try:
+        with np.load(cache_file, allow_pickle=False) as data:
+            skipped = [tuple(s.split("\t", 1)) for s in data["skipped"].tolist()]
+            return FeatureSet(
+                data["x"], data["y"], data["splits"], data["paths"].tolist(), skipped, str(data["fingerprint"])
+            )
+    except (OSError, KeyError, ValueError) as err:
+        logger.warning("ignoring unreadable feature cache %s: %s", cache_file, err)
+        return None
 
 
 def _save_cache(cache_file: Path, fs: FeatureSet) -> None:

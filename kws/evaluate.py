@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from kws import config, dataset, features, store
-from kws.features import FeatureSettings
 
 logger = logging.getLogger(__name__)
 
@@ -65,17 +64,14 @@ def evaluate(
 ) -> Evaluation:
     """Score every model in ``models_dir`` on ``split`` ("test", "validation", "train" or "all") of a dataset.
 
-    Each model gets features made with its own saved settings (one feature pass per distinct setting).
+    Each model gets features made with its own saved settings (one read of the clips for all of them).
     """
     from kws.inference import load_models
 
     if split not in (*dataset.SPLITS, "all"):
         raise ValueError(f"unknown split {split!r}; choose from: {', '.join((*dataset.SPLITS, 'all'))}")
     models = load_models(models_dir)
-    by_settings: dict[FeatureSettings, dataset.FeatureSet] = {}
-    for m in models:
-        if m.settings not in by_settings:
-            by_settings[m.settings] = dataset.load_features(m.settings, data_dir, progress)
+    by_settings = dataset.load_feature_sets([m.settings for m in models], data_dir, progress)
     any_set = next(iter(by_settings.values()))
     mask = np.ones(len(any_set.y), bool) if split == "all" else any_set.splits == split
     if not mask.any():

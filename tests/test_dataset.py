@@ -185,3 +185,22 @@ def test_real_split_keeps_each_speaker_on_one_side() -> None:
     assert 0.05 < counts["validation"] / len(items) < 0.15
     assert 0.05 < counts["test"] / len(items) < 0.15
     assert all(it.split == reference_which_set(str(it.path)) for it in items)
+
+
+def test_several_settings_share_one_read(tiny, monkeypatch) -> None:
+    """Evaluating models of two presets on a cold cache reads each clip once, not once per preset, and each
+    preset's features equal what it gets alone; a second call comes from the two cache files."""
+    settings = [preset("standard"), preset("lecture"), preset("standard")]  # a repeat is featurized once
+    reads: list = []
+    real_read = dataset._read
+    monkeypatch.setattr(dataset, "_read", lambda item: reads.append(item.path) or real_read(item))
+    sets = dataset.load_feature_sets(settings, tiny)
+    assert list(sets) == settings[:2]
+    assert sorted(reads) == sorted(item.path for item in scan(tiny))  # every clip read exactly once
+    for s, fs in sets.items():
+        alone = load_features(s, tiny, use_cache=False)
+        np.testing.assert_array_equal(fs.x, alone.x)
+        assert fs.paths == alone.paths and list(fs.y) == list(alone.y) and list(fs.splits) == list(alone.splits)
+    reads.clear()
+    again = dataset.load_feature_sets(settings, tiny)
+    assert reads == [] and all(np.array_equal(again[s].x, sets[s].x) for s in sets)
