@@ -278,15 +278,16 @@ def load_feature_sets(
     missing = [s for s in wanted if s not in result]
     if missing:
         waves, arrays = read_and_featurize_many(items, missing, progress)
+        # what the one read gives every setting alike: labels, splits, paths, skips, and the files' fingerprint
+        shared = dict(
+            y=np.array([it.label_index for it in waves.items], dtype=np.int64),
+            splits=np.array([it.split for it in waves.items]),
+            paths=[str(it.path) for it in waves.items],
+            skipped=[(str(p), reason) for p, reason in waves.skipped],
+            fingerprint=fingerprint(items),
+        )
         for s, x in zip(missing, arrays):
-            result[s] = FeatureSet(
-                x=x,
-                y=np.array([it.label_index for it in waves.items], dtype=np.int64),
-                splits=np.array([it.split for it in waves.items]),
-                paths=[str(it.path) for it in waves.items],
-                skipped=[(str(p), reason) for p, reason in waves.skipped],
-                fingerprint=fingerprint(items),
-            )
+            result[s] = FeatureSet(x=x, **shared)
             if use_cache:
                 _save_cache(files[s], result[s])
     return {s: result[s] for s in wanted}
