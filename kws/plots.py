@@ -160,22 +160,109 @@ def training_curves(
     return fig
 
 
+#: What the scatter's axes are called, by row key.
+_AXIS_TITLES = {
+    "latency_ms": "median latency per clip (ms)",
+    "params": "parameters (log scale)",
+    "accuracy": "test accuracy",
+}
+#: Plotly's text positions around a marker, most preferred first, as (dx, dy) directions (y up).
+_LABEL_SPOTS = {
+    "top center": (0, 1),
+    "bottom center": (0, -1),
+    "middle right": (1, 0),
+    "middle left": (-1, 0),
+    "top right": (1, 1),
+    "top left": (-1, 1),
+    "bottom right": (1, -1),
+    "bottom left": (-1, -1),
+}
+_CHAR_PX, _TEXT_PX, _MARKER_PX = 6.5, 16.0, 12.0  # 12-px sans labels measured ~6 px a character in Chromium
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Area shared by two boxes (left, bottom, right, top)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return max(w, 0.0) * max(h, 0.0)
+
+
+def label_positions(
+    xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], size_px: tuple[float, float] = (640, 280)
+) -> list[str]:
+    """A Plotly ``textposition`` per point so that no label covers another label or another point.
+
+    Plotly does not move labels out of each other's way: ``cnn2``, ``cnn2_dropout`` and ``best`` sit within a few
+    pixels of each other on the Compare page, and every label "top center" overlapped. ``xs`` and ``ys`` are
+    fractions of the plot area (0 to 1); ``size_px`` is a deliberately narrow guess at that area's size, since a
+    wider one only moves points apart. Greedy over the points, three passes, each label taking its least-covered
+    spot (earlier spots win ties).
+    """
+    width, height = size_px
+    points = [(x * width, y * height) for x, y in zip(xs, ys)]
+    gap = _MARKER_PX / 2 + 2
+
+    def box(i: int, spot: str) -> tuple[float, float, float, float]:
+        (px, py), (dx, dy) = points[i], _LABEL_SPOTS[spot]
+        w, h = _CHAR_PX * len(labels[i]), _TEXT_PX
+        cx = px + dx * (gap + w / 2)
+        cy = py + dy * (gap + h / 2)
+        return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+
+    markers = [
+        (px - _MARKER_PX / 2, py - _MARKER_PX / 2, px + _MARKER_PX / 2, py + _MARKER_PX / 2) for px, py in points
+    ]
+    frame = (0.0, 0.0, width, height)
+    chosen = ["top center"] * len(points)
+
+    def cost(i: int, spot: str) -> float:
+        b = box(i, spot)
+        covered = sum(_overlap(b, box(j, chosen[j])) + _overlap(b, markers[j]) for j in range(len(points)) if j != i)
+        outside = (b[2] - b[0]) * (b[3] - b[1]) - _overlap(b, frame)
+        return covered + outside
+
+    for _ in range(3):
+        for i in range(len(points)):
+            chosen[i] = min(_LABEL_SPOTS, key=lambda spot: cost(i, spot))  # min keeps the first of equal costs
+    return chosen
+
+
+def _fractions(values: Sequence[float], log: bool, pad: float) -> tuple[list[float], list[float]]:
+    """Where each value falls on an axis padded by ``pad`` of its span, and that axis's range (log10 if ``log``)."""
+    v = np.log10(np.asarray(values, dtype=float)) if log else np.asarray(values, dtype=float)
+    low, high = float(v.min()), float(v.max())
+    span = high - low or (abs(high) or 1.0)
+    low, high = low - pad * span, high + pad * span
+    return list((v - low) / (high - low)), [low, high]
+
+
 def tradeoff_scatter(
     rows: Sequence[dict[str, Any]], x: str = "latency_ms", y: str = "accuracy", title: str = ""
 ) -> go.Figure:
-    """One point per model: accuracy against latency (or parameters), labelled with its name."""
+    """One point per model: accuracy against latency (or parameters), labelled with its name.
+
+    The axes' ranges are set here, not left to Plotly, so :func:`label_positions` knows where each point lands
+    and can keep the names clear of each other.
+    """
+    log_x = x == "params"
+    xs, x_range = _fractions([r[x] for r in rows], log_x, pad=0.12)
+    ys, y_range = _fractions([r[y] for r in rows], False, pad=0.15)
+    names = [r["model"] for r in rows]
     fig = go.Figure(
         go.Scatter(
             x=[r[x] for r in rows],
             y=[r[y] for r in rows],
             mode="markers+text",
-            text=[r["model"] for r in rows],
-            textposition="top center",
-            marker=dict(size=12, color="#4C78A8"),
+            text=names,
+            textposition=label_positions(xs, ys, names),
+            marker=dict(size=_MARKER_PX, color="#4C78A8"),
+            cliponaxis=False,
         )
     )
-    fig.update_xaxes(title=x.replace("_", " "), type="log" if x == "params" else None)
-    fig.update_yaxes(title=y.replace("_", " "), tickformat=".1%")
+    fig.update_xaxes(
+        title=_AXIS_TITLES.get(x, x), type="log" if log_x else None, range=x_range, dtick=1 if log_x else None
+    )
+    fig.update_yaxes(title=_AXIS_TITLES.get(y, y), tickformat=".1%", range=y_range)
     return _layout(fig, title, height=360)
 
 

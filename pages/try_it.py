@@ -46,14 +46,16 @@ with live:
     if state == "stopped":
         analyse("Live microphone", buffer.take)
 with recorder:
+    st.markdown("**:material/radio_button_checked: Record in the browser**")
     recorded = st.audio_input(
-        ":material/radio_button_checked: Record in the browser", sample_rate=16000, key="tryit_record"
+        "Record in the browser", sample_rate=16000, key="tryit_record", label_visibility="collapsed"
     )
     if is_new_file(recorded, "tryit_record_seen"):
         analyse("Browser recording", lambda: load_audio(recorded.getvalue()))
 with uploader:
+    st.markdown("**:material/upload_file: Upload a clip**")
     upload = st.file_uploader(
-        ":material/upload_file: Upload a clip", type=["wav", "flac", "ogg", "mp3"], key="tryit_upload"
+        "Upload a clip", type=["wav", "flac", "ogg", "mp3"], key="tryit_upload", label_visibility="collapsed"
     )
     if is_new_file(upload, "tryit_upload_seen"):
         analyse(f"Upload: {upload.name}", lambda: load_audio(upload.getvalue()))

@@ -112,6 +112,40 @@ def test_compare_page_confusion_matrices_fit_a_laptop_screen(server) -> None:
         assert [tops.count(t) for t in sorted(set(tops))] == [3, 3]  # two rows of three, never four and two
 
 
+SCATTER_BOXES = """() => {
+    const chart = document.querySelector(".st-key-compare_tradeoff [data-testid='stPlotlyChart']");
+    const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+    return {
+        names: [...chart.querySelectorAll(".scatterlayer .textpoint text")].map(box),
+        points: [...chart.querySelectorAll(".scatterlayer path.point")].map(box),
+        chart: box(chart),
+    };
+}"""
+
+
+def _cross(a: list[float], b: list[float]) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5
+
+
+def test_compare_scatter_names_stay_clear_of_each_other(server) -> None:
+    """cnn2, cnn2_dropout and best sit within pixels of each other: every name readable, on both x axes."""
+    with chromium_page(viewport=LAPTOP) as page:
+        open_page(page, server, "Compare models", timeout_ms=RESULT_TIMEOUT_MS)
+        for axis in ["latency per clip", "parameters"]:
+            page.get_by_test_id("stRadioGroup").get_by_text(axis, exact=True).click()
+            wait_for_app(page)
+            wait_for_charts(page)
+            page.wait_for_timeout(500)
+            drawn = page.evaluate(SCATTER_BOXES)
+            names, points = drawn["names"], drawn["points"]
+            assert len(names) == len(points) >= 2, axis
+            for i, name in enumerate(names):
+                assert not [j for j, other in enumerate(names) if j != i and _cross(name, other)], (axis, i, names)
+                assert not [j for j, p in enumerate(points) if j != i and _cross(name, p)], (axis, i, names, points)
+                left, top, right, bottom = drawn["chart"]
+                assert left <= name[0] and name[2] <= right and top <= name[1] and name[3] <= bottom, (axis, name)
+
+
 @pytest.mark.parametrize("path", ["dataset", "try_it"])
 def test_page_url_on_a_fresh_server_goes_through_the_router(path) -> None:
     """A bookmark to a page, opened before anyone opened ``/``, still gets app.py's router and sidebar."""

@@ -61,6 +61,9 @@ def test_opens_with_four_ways_in(try_it: AppTest) -> None:
     assert try_it.audio_input(key="tryit_record") is not None
     assert "four ways" in text_of(try_it)
     assert not try_it.subheader  # no result before a clip
+    headings = [m.value for m in try_it.markdown if m.value.startswith("**:material/")]
+    titles = [re.sub(r"\*\*:material/\w+: (.+)\*\*", r"\1", h) for h in headings]
+    assert titles == ["Live microphone", "Record in the browser", "Upload a clip", "Try an example"]  # one style
 
 
 def test_upload_known_clip(try_it: AppTest, known_clip) -> None:

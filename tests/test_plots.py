@@ -28,3 +28,26 @@ def test_mfcc_colours_spread_over_a_words_range_but_not_over_rounding_noise() ->
     lo, hi = _z_range(plots.mfcc_heatmap_robust(silent, settings))
     assert hi - lo == plots._MIN_MFCC_SPAN  # one flat colour, not stripes of noise
     assert lo <= silent[:, 1:].min() and silent[:, 1:].max() <= hi
+
+
+def test_scatter_names_move_out_of_each_others_way() -> None:
+    assert plots.label_positions([0.5], [0.5], ["best"]) == ["top center"]  # alone: above its point
+    # cnn2 and cnn2_dropout share a parameter count and differ by half a point: on top of each other.
+    spots = plots.label_positions([0.9, 0.9, 0.88], [0.8, 0.7, 0.68], ["cnn2", "cnn2_dropout", "cnn1"])
+    assert len(set(spots)) == 3
+    assert plots.label_positions([0.99], [0.5], ["cnn2_dropout"])[0] not in {"middle right", "top right"}  # room
+
+
+def test_scatter_axes_are_set_so_every_point_and_name_fit() -> None:
+    rows = [
+        {"model": "perceptron", "params": 663, "accuracy": 0.943},
+        {"model": "cnn2", "params": 1_002_371, "accuracy": 0.994},
+        {"model": "cnn2_dropout", "params": 1_002_371, "accuracy": 0.990},
+    ]
+    fig = plots.tradeoff_scatter(rows, x="params")
+    low, high = fig.layout.xaxis.range
+    assert fig.layout.xaxis.type == "log" and low < np.log10(663) and np.log10(1_002_371) < high
+    low, high = fig.layout.yaxis.range
+    assert low < 0.943 and 0.994 < high
+    assert fig.layout.xaxis.title.text == "parameters (log scale)"
+    assert fig.data[0].textposition[1] != fig.data[0].textposition[2]
