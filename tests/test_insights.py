@@ -82,11 +82,34 @@ class FakeModel:
 def test_median_latency_times_each_model_after_a_warm_up() -> None:
     fast, slow = FakeModel("fast", 0.0), FakeModel("slow", 0.02)
     clips = [tone(1.0), tone(0.7), tone(1.3)]
-    result = insights.median_latency_ms([fast, slow], clips)
+    result = insights.median_latency_ms([fast, slow], clips, rounds=2)
     assert set(result) == {"fast", "slow"}
-    assert fast.calls == slow.calls == 1 + len(clips)
+    assert fast.calls == slow.calls == 1 + 2 * len(clips)
     assert result["slow"] >= 20 > result["fast"]
     assert insights.median_latency_ms([fast], []) == {}
+
+
+class DriftingModel(FakeModel):
+    """Costs the same as its twin, but every call anyone makes slows the machine by 1 ms (a drifting CPU)."""
+
+    def __init__(self, name: str, clock: list[int]) -> None:
+        super().__init__(name, 0.0)
+        self.clock = clock
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.delay_s = 0.001 * self.clock[0]
+        self.clock[0] += 1
+        return super().__call__(x)
+
+
+def test_median_latency_shares_a_drifting_machine_fairly() -> None:
+    """Timed one after the other, the second of two equal models would come out ~16 ms slower here; in turns,
+    each gets early and late calls alike."""
+    clock = [0]
+    first, second = DriftingModel("first", clock), DriftingModel("second", clock)
+    result = insights.median_latency_ms([first, second], [tone(1.0)] * 3, rounds=5)
+    assert clock[0] == 2 * (1 + 5 * 3)  # the slowdown reached 31 ms
+    assert abs(result["first"] - result["second"]) < 8
 
 
 def test_latency_clips_fall_back_to_synthetic_audio_without_a_dataset(tmp_path: Path) -> None:
