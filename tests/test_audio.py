@@ -18,6 +18,7 @@ from kws.audio import (
     EmptyAudioError,
     NotAudioError,
     TooLargeAudioError,
+    TooShortAudioError,
     clip_from_array,
     load_audio,
 )
@@ -206,6 +207,15 @@ def test_clip_from_array_int16_stereo_48k() -> None:
     assert clip.source_channels == 2
     assert len(clip.samples) == pytest.approx(8000, abs=2)
     assert np.abs(clip.samples).max() == pytest.approx(0.3, abs=0.01)
+
+
+def test_too_short_for_a_word() -> None:
+    """A loud click is not silence, and a model would name it: refused, in the file's own time."""
+    with pytest.raises(TooShortAudioError, match="lasts only 50 ms; a spoken word needs at least 0.1 s"):
+        load_audio(encode(tone(0.05, rate=48000), rate=48000))
+    with pytest.raises(TooShortAudioError, match="only 99 ms"):
+        clip_from_array(tone(0.099, rate=8000), 8000)
+    assert load_audio(encode(tone(audio.MIN_SECONDS))).duration == pytest.approx(audio.MIN_SECONDS)
 
 
 def test_clip_from_array_bad_input() -> None:

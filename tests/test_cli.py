@@ -32,13 +32,14 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def files(tmp_path):
-    """A spoken-like clip, a silent clip, a text file, a truncated WAV and an empty file."""
+    """A spoken-like clip, a silent clip, a text file, a truncated WAV, an empty file and a 10-sample click."""
     paths = {
         "word": tmp_path / "word.wav",
         "silence": tmp_path / "silence.flac",
         "text": tmp_path / "notes.wav",
         "cut": tmp_path / "cut.wav",
         "empty": tmp_path / "empty.wav",
+        "click": tmp_path / "click.wav",
     }
     clip = np.zeros(RATE, np.float32)
     clip[4000:12000] = word_like(0.5, seed=4)
@@ -47,6 +48,7 @@ def files(tmp_path):
     paths["text"].write_text("this is not audio\n" * 20)
     paths["cut"].write_bytes(encode(clip)[:2000])
     paths["empty"].write_bytes(b"")
+    sf.write(paths["click"], clip[8000:8010], RATE)
     return paths
 
 
@@ -97,6 +99,7 @@ def test_import_kws_does_not_import_tensorflow() -> None:
         (("predict", "{text}"), "not an audio file"),
         (("predict", "{cut}"), "truncated"),
         (("predict", "{empty}"), "empty"),
+        (("predict", "{click}"), "lasts only 1 ms"),
         (("predict", "{word}", "--models-dir", "{missing}"), "No model folder"),
         (("evaluate", "--data-dir", "{missing}"), "No dataset found"),
         (("evaluate", "--split", "dev"), "invalid choice"),

@@ -11,7 +11,7 @@ import pytest
 av = pytest.importorskip("av")
 
 from kws import mic  # noqa: E402
-from kws.audio import EmptyAudioError, load_audio  # noqa: E402
+from kws.audio import EmptyAudioError, TooShortAudioError, load_audio  # noqa: E402
 
 RATE = 48000
 FRAME = 960  # 20 ms, as WebRTC delivers it
@@ -88,11 +88,21 @@ def test_take_empties_and_empty_is_an_audio_error() -> None:
     buffer = mic.MicBuffer()
     with pytest.raises(EmptyAudioError):
         buffer.take()
-    buffer.add_frame(webrtc_frames(tone(0.1, 440))[0])
+    for frame in webrtc_frames(tone(0.2, 440)):
+        buffer.add_frame(frame)
     buffer.take()
     assert buffer.seconds == 0
     with pytest.raises(EmptyAudioError, match="microphone"):
         buffer.take()
+
+
+def test_a_take_too_short_for_a_word_is_an_audio_error() -> None:
+    """START then STOP at once: one 20-ms frame arrived, and no model is asked to name it."""
+    buffer = mic.MicBuffer()
+    buffer.add_frame(webrtc_frames(tone(0.1, 440))[0])
+    with pytest.raises(TooShortAudioError, match="only 20 ms"):
+        buffer.take()
+    assert buffer.seconds == 0
 
 
 def test_long_recordings_are_capped_with_a_notice() -> None:
@@ -119,10 +129,10 @@ def test_step_follows_playing_and_drops_stale_frames() -> None:
     assert buffer.step(False) == "idle"
     assert buffer.seconds == 0
     assert buffer.step(True) == "listening"
-    buffer.add(np.ones(100, np.float32), 16000)
+    buffer.add(np.ones(3200, np.float32), 16000)
     assert buffer.step(True) == "listening"
     assert buffer.step(False) == "stopped"
-    assert len(buffer.take().samples) == 100
+    assert len(buffer.take().samples) == 3200
     assert buffer.step(False) == "idle"
 
 
