@@ -345,9 +345,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(p.summary)
         width = max(len(a.name) for a in p.answers)
         for a in p.answers:
-            word = "-" if p.no_speech else a.word
+            # no speech: no word is named, so no confidence in one either (as the app withholds both)
+            word, confidence = ("-", "-") if p.no_speech else (a.word, _pct(a.confidence))
             flag = "  low confidence" if a.low_confidence and not p.no_speech else ""
-            print(f"  {a.name:<{width}}  {word:<6} {_pct(a.confidence):>6}  {a.latency_ms:6.1f} ms{flag}")
+            print(f"  {a.name:<{width}}  {word:<6} {confidence:>6}  {a.latency_ms:6.1f} ms{flag}")
         print(f"  all {len(p.answers)} models together: {p.elapsed_ms:.1f} ms (per model above: its time alone)")
     return status
 

@@ -154,6 +154,8 @@ def test_predict_answers_the_readable_files_and_exits_2_for_the_rest(files, with
     assert err.splitlines() == [f"error: {names[1]}: This is not an audio file we can read (WAV, FLAC, OGG or MP3)."]
     assert out.startswith(f"{names[0]}: ") and f"\n{names[2]}: " in out and names[1] not in out
     assert re.search(VERDICT, out, re.MULTILINE) and "No speech detected" in out
+    silent = out.split(f"\n{names[2]}: ")[1].splitlines()[2:-1]  # one line per model
+    assert silent and all(line.split()[1:3] == ["-", "-"] for line in silent)  # no word, so no confidence in one
 
     assert cli.main(["predict", *names, "--json"]) == 2
     out, err = capsys.readouterr()
