@@ -94,11 +94,15 @@ def scan(directory: str | Path | None = None, labels: Sequence[str] = config.LAB
     return items
 
 
-def fingerprint(items: Sequence[Item]) -> str:
-    """A short hash of the clips' names and sizes: the same data gives the same fingerprint on any machine."""
+def fingerprint(items: Sequence[Item], stats: Sequence[os.stat_result] | None = None) -> str:
+    """A short hash of the clips' names and sizes: the same data gives the same fingerprint on any machine.
+
+    ``stats`` (each item's ``stat()``, in order) saves stat-ing every file again where the caller has them.
+    """
+    stats = stats if stats is not None else [item.path.stat() for item in items]
     h = hashlib.sha1()
-    for item in items:
-        h.update(f"{item.label}/{item.path.name}:{item.path.stat().st_size}\n".encode())
+    for item, stat in zip(items, stats, strict=True):
+        h.update(f"{item.label}/{item.path.name}:{stat.st_size}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -239,12 +243,16 @@ class FeatureSet:
         return self.x[mask], self.y[mask]
 
 
-def _cache_key(items: Sequence[Item], settings: FeatureSettings) -> str:
-    h = hashlib.sha1(settings.key().encode())
-    for item in items:
-        stat = item.path.stat()
+def _files_stamp(items: Sequence[Item], stats: Sequence[os.stat_result]) -> str:
+    """The clips' paths, sizes and modification times: any change to the files names a new cache file."""
+    h = hashlib.sha1()
+    for item, stat in zip(items, stats, strict=True):
         h.update(f"{item.path}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:20]
+    return h.hexdigest()
+
+
+def _cache_key(files_stamp: str, settings: FeatureSettings) -> str:
+    return hashlib.sha1(f"{settings.key()}\n{files_stamp}".encode()).hexdigest()[:20]
 
 
 def load_features(
@@ -266,8 +274,10 @@ def load_feature_sets(
     """:func:`load_features` for several settings at once: each from its cache file where it has one, and all
     the others from a single read of the clips (``evaluate`` on a cold cache read the dataset once per setting)."""
     items = scan(directory)
+    stats = [item.path.stat() for item in items]  # once, for every setting's cache key and the fingerprint
+    stamp = _files_stamp(items, stats)
     wanted = list(dict.fromkeys(settings))
-    files = {s: config.cache_dir() / f"features-{s.name}-{_cache_key(items, s)}.npz" for s in wanted}
+    files = {s: config.cache_dir() / f"features-{s.name}-{_cache_key(stamp, s)}.npz" for s in wanted}
     result: dict[FeatureSettings, FeatureSet] = {}
     for s in wanted:
         cached = _read_cache(files[s]) if use_cache and files[s].is_file() else None
@@ -284,7 +294,7 @@ def load_feature_sets(
             splits=np.array([it.split for it in waves.items]),
             paths=[str(it.path) for it in waves.items],
             skipped=[(str(p), reason) for p, reason in waves.skipped],
-            fingerprint=fingerprint(items),
+            fingerprint=fingerprint(items, stats),
         )
         for s, x in zip(missing, arrays):
             result[s] = FeatureSet(x=x, **shared)

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,5 +203,10 @@ def test_several_settings_share_one_read(tiny, monkeypatch) -> None:
         np.testing.assert_array_equal(fs.x, alone.x)
         assert fs.paths == alone.paths and list(fs.y) == list(alone.y) and list(fs.splits) == list(alone.splits)
     reads.clear()
+    clips = [item.path for item in scan(tiny)]
+    stat_calls: list = []
+    real_stat = Path.stat
+    monkeypatch.setattr(Path, "stat", lambda self, **kw: stat_calls.append(self) or real_stat(self, **kw))
     again = dataset.load_feature_sets(settings, tiny)
     assert reads == [] and all(np.array_equal(again[s].x, sets[s].x) for s in sets)
+    assert [p for p in stat_calls if p in clips] == clips  # both settings' cache keys from one stat of each clip
