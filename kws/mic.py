@@ -9,12 +9,14 @@ Nothing here calls Streamlit: callbacks run outside the script thread, where ``s
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
 import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -74,6 +76,34 @@ def frame_to_array(frame: av.AudioFrame) -> np.ndarray:
     if frame.format.is_planar:
         return np.ascontiguousarray(data.T)
     return data.reshape(-1, channels)
+
+
+def microphone_blocked(url: str | None) -> str | None:
+    """Why the browser will refuse this page its microphone, in one sentence; ``None`` when it will not.
+
+    Browsers give ``getUserMedia`` only to secure contexts: https pages, and http ones on a loopback host
+    (``localhost``, ``*.localhost``, 127.0.0.0/8, ``[::1]``). A teacher who opens ``http://<server>:8501``
+    from another machine got a START button that did nothing (measured in Chromium: no
+    ``navigator.mediaDevices`` at all there). ``url`` is the page's address as the browser sent it
+    (``st.context.url``); an unknown address (``None``, as under AppTest) is given the benefit of the doubt.
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name, not an address
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return (
+        f"Browsers give the microphone only to https pages or to pages on localhost, and this one is at {origin}: "
+        "upload a clip or try an example here, or serve the app over https (README: Microphone from another "
+        "machine)."
+    )
 
 
 class MicBuffer:

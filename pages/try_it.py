@@ -27,6 +27,8 @@ def analyse(source: str, load: Callable[[], Clip], true_word: str | None = None)
 
 st.title("Try it")
 st.write("Say **bed**, **happy** or **cat** (or give a clip) and watch every model answer side by side.")
+if blocked := mic.microphone_blocked(st.context.url):
+    st.warning(blocked, icon=":material/mic_off:")
 
 live, recorder, uploader, example = st.columns(4, border=True)
 with live:

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -89,9 +90,56 @@ def fake_mic_wav(clip: str | Path, dest: str | Path, lead_s: float = 2.0, tail_s
     return dest
 
 
+def lan_address() -> str | None:
+    """This machine's address on its network, not loopback (``None`` without one): how another machine would
+    open the app. A UDP "connect" sends nothing; it only asks the kernel which interface would be used."""
+    candidates = []
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere
+        candidates.append(s.getsockname()[0])
+    with contextlib.suppress(OSError):
+        candidates += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+    return next((a for a in candidates if not a.startswith("127.") and a != "0.0.0.0"), None)
+
+
+def self_signed_cert(dest: str | Path, host: str) -> tuple[Path, Path]:
+    """A throw-away certificate and key for ``host`` (``cryptography`` comes with aiortc): what the README's
+    openssl command makes, for serving the app over https in a test."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    dest = Path(dest)
+    cert_file, key_file = dest / "cert.pem", dest / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
 def _healthy(url: str) -> bool:
+    context = ssl._create_unverified_context() if url.startswith("https:") else None  # our own self-signed cert
     try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2, context=context) as response:
             return response.status == 200 and response.read().strip() == b"ok"
     except OSError:
         return False
@@ -103,14 +151,17 @@ def streamlit_server(
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     log_path: str | Path | None = None,
+    host: str = "localhost",
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[str]:
     """Run ``streamlit run app.py`` on a free port; yield its base URL once ``/_stcore/health`` answers ok.
 
     ``env`` adds to the current environment (``KWS_DATA_DIR`` passes through). The server's output goes to
-    ``log_path`` (a temporary file by default) and is logged if it fails to start.
+    ``log_path`` (a temporary file by default) and is logged if it fails to start. ``host`` is the address in
+    the URL (the server listens on every interface); ``tls`` (certificate, key) serves https.
     """
     port = free_port()
-    url = f"http://localhost:{port}"
+    url = f"{'https' if tls else 'http'}://{host}:{port}"
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true",
@@ -118,6 +169,8 @@ def streamlit_server(
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
+    if tls:
+        cmd += ["--server.sslCertFile", str(tls[0]), "--server.sslKeyFile", str(tls[1])]
     full_env = {**os.environ, **(env or {})}
     log = Path(log_path) if log_path else Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log"
     with open(log, "wb") as out:

@@ -19,8 +19,10 @@ from browser_util import (
     charts_cut_off,
     chromium_page,
     fake_mic_wav,
+    lan_address,
     open_page,
     requires_browser,
+    self_signed_cert,
     streamlit_server,
     wait_for_app,
     wait_for_charts,
@@ -36,6 +38,7 @@ RECORD_MS = 7_500
 RESULT_TIMEOUT_MS = 120_000  # a fresh server loads and compiles every model first
 LAPTOP = {"width": 1366, "height": 900}  # a common laptop screen: the main area is ~900 px beside the sidebar
 QUIET_DB = -30  # the known clip peaks near -3 dBFS: a quieter take means the word was missed
+BLOCKED = "Browsers give the microphone only"  # the start of kws.mic.microphone_blocked's warning
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +68,21 @@ def assert_heard(page, source: str, word: str) -> None:
     assert page.get_by_text("Traceback").count() == 0
 
 
+def speak_live(page) -> None:
+    """START the live microphone, let the fake one play a whole loop, STOP."""
+    component = page.frame_locator("iframe[title*='streamlit_webrtc']")
+    component.get_by_role("button", name="START").click()
+    page.get_by_text("Listening…").wait_for(timeout=30_000)
+    page.wait_for_timeout(RECORD_MS)
+    component.get_by_role("button", name="STOP").click()
+
+
 def test_live_microphone_through_webrtc(server, mic_wav, tmp_path) -> None:
     wav, word = mic_wav
     with chromium_page(fake_audio=wav, viewport={"width": 1920, "height": 1640}) as page:  # six cards in a row
         open_try_it(page, server)
-        component = page.frame_locator("iframe[title*='streamlit_webrtc']")
-        component.get_by_role("button", name="START").click()
-        page.get_by_text("Listening…").wait_for(timeout=30_000)
-        page.wait_for_timeout(RECORD_MS)
-        component.get_by_role("button", name="STOP").click()
+        assert page.get_by_text(BLOCKED).count() == 0  # localhost: the browser gives the page its microphone
+        speak_live(page)
         assert_heard(page, "Live microphone", word)
         wait_for_charts(page)
         page.wait_for_timeout(500)
@@ -96,6 +105,43 @@ def test_browser_recorder(server, mic_wav) -> None:
         wait_for_charts(page)
         assert page.locator("[data-testid='stPlotlyChart']").count() >= 2 + 6  # waveform, MFCC, one per model
         assert charts_cut_off(page) == []
+
+
+def test_plain_http_from_another_machine_says_the_microphone_is_blocked(server) -> None:
+    """Opened at the server's network address over http, as a classroom would: the browser has no microphone
+    API at all there, and the page says so instead of offering a START button that does nothing."""
+    host = lan_address()
+    if host is None:
+        pytest.skip("this machine has no address besides loopback")
+    with chromium_page(viewport=LAPTOP) as page:
+        open_try_it(page, server.replace("localhost", host))
+        assert page.evaluate("[window.isSecureContext, !!navigator.mediaDevices]") == [False, False]
+        warning = page.get_by_text(BLOCKED).inner_text()
+        assert f"http://{host}:" in warning and "upload a clip" in warning
+
+
+def test_https_from_another_machine_hears_the_live_microphone(mic_wav, tmp_path) -> None:
+    """The README's recipe for a classroom: the app over https (a self-signed certificate) at its network
+    address; the browser then gives the page the microphone, and WebRTC carries the word to the models."""
+    host = lan_address()
+    if host is None:
+        pytest.skip("this machine has no address besides loopback")
+    wav, word = mic_wav
+    tls = self_signed_cert(tmp_path, host)
+    env = {"KWS_DATA_DIR": os.environ["KWS_DATA_DIR"]}
+    with (
+        streamlit_server(env=env, host=host, tls=tls) as url,
+        chromium_page(
+            fake_audio=wav,
+            viewport=LAPTOP,
+            ignore_https_errors=True,  # the certificate is our own
+        ) as page,
+    ):
+        assert url.startswith(f"https://{host}:")
+        open_try_it(page, url)
+        assert page.evaluate("window.isSecureContext") and page.get_by_text(BLOCKED).count() == 0
+        speak_live(page)
+        assert_heard(page, "Live microphone", word)
 
 
 def test_compare_page_confusion_matrices_fit_a_laptop_screen(server) -> None:

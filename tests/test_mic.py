@@ -193,3 +193,30 @@ def test_known_word_through_the_webrtc_path(predictor, known_clip) -> None:
     buffer = mic.MicBuffer()
     asyncio.run(buffer.on_frames(webrtc_frames(at48k)))
     assert predictor.predict_clip(buffer.take()).summary == f"Most models say: {word}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        None,
+        "",
+        "http://localhost:8501/try_it",
+        "http://LOCALHOST:8501",
+        "http://kws.localhost:8501",
+        "http://127.0.0.1:8501",
+        "http://127.1.2.3:8501",
+        "http://[::1]:8501/",
+        "https://192.0.2.2:8501/try_it",
+        "https://kws.example.org",
+    ],
+)
+def test_microphone_allowed_on_secure_or_loopback_pages(url) -> None:
+    assert mic.microphone_blocked(url) is None
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.2:8501/try_it", "http://kws.example.org", "http://[fd00::2]:8501"])
+def test_microphone_blocked_over_plain_http_from_elsewhere_says_why(url) -> None:
+    message = mic.microphone_blocked(url)
+    origin = url.removesuffix("/try_it")
+    assert message and f"at {origin}:" in message and "https" in message and "upload a clip" in message
+    assert "\n" not in message and message.endswith(".")

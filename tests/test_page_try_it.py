@@ -66,6 +66,24 @@ def test_opens_with_four_ways_in(try_it: AppTest) -> None:
     assert titles == ["Live microphone", "Record in the browser", "Upload a clip", "Try an example"]  # one style
 
 
+def test_a_page_the_browser_will_not_give_the_microphone_says_so(no_webrtc_session, predictor, monkeypatch) -> None:
+    """Served over plain http to another machine: the page says why recording cannot work, and what still does
+    (the real check, with Chromium at a non-loopback address, is in test_browser.py)."""
+    from kws import mic
+
+    seen: list = []
+    monkeypatch.setattr(mic, "microphone_blocked", lambda url: seen.append(url) or "No microphone over http.")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/try_it.py").run()
+    assert seen and [w.value for w in at.warning] == ["No microphone over http."]
+    assert at.file_uploader(key="tryit_upload") is not None  # the other ways in are still there
+
+
+def test_the_microphone_warning_stays_away_where_the_browser_allows_it(try_it: AppTest) -> None:
+    assert not try_it.warning  # AppTest has no page address: given the benefit of the doubt
+
+
 def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     path, word = known_clip
     at = upload(try_it, path.name, path.read_bytes())
