@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,8 @@ def load_models(models_dir: str | Path) -> list[LoadedModel]:
     """Load and compile every model in ``models_dir``; settings and labels come from each model's JSON."""
     loaded = []
     for info in store.list_models(models_dir):
+        if not zipfile.is_zipfile(info.keras_path):  # Keras would call a cut-off file "not found"
+            raise store.ModelStoreError(f"{info.keras_path} is damaged or incomplete: it is not a .keras archive.")
         try:
             model = keras.saving.load_model(info.keras_path, compile=False)
         except Exception as err:

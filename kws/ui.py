@@ -54,6 +54,16 @@ def get_predictor():
     return _predictor(str(models_dir), _dir_stamp(models_dir))
 
 
+def predictor_problem() -> str | None:
+    """Load the active set's predictor now (once per server), so the first word waits for nothing; or why it
+    cannot be loaded, in one sentence for the page (a damaged model file once gave a traceback here)."""
+    try:
+        get_predictor()
+    except store.ModelStoreError as err:
+        return f"The models could not be loaded: {err}"
+    return None
+
+
 def analyse(key: str, source: str, load: Callable[[], Any], true_word: str | None = None) -> None:
     """Decode (``load`` gives a :class:`kws.audio.Clip`) and classify into ``st.session_state[key]``.
 
@@ -67,6 +77,8 @@ def analyse(key: str, source: str, load: Callable[[], Any], true_word: str | Non
         st.session_state[key] = {"source": source, "prediction": prediction, "true_word": true_word}
     except AudioError as err:
         st.session_state[key] = {"source": source, "error": str(err)}
+    except store.ModelStoreError as err:
+        st.session_state[key] = {"source": source, "error": f"The models could not be loaded: {err}"}
     except Exception:
         logger.exception("analysing %s failed", source)
         st.session_state[key] = {"source": source, "error": "Something went wrong analysing this clip."}

@@ -68,6 +68,9 @@ try:
 except DatasetMissingError:
     st.info(missing_message(data_dir()))
     st.stop()
+except ModelStoreError as err:
+    st.warning(f"The models could not be loaded: {err}")
+    st.stop()
 mistakes = insights.misclassified(evaluation, model)
 st.markdown(
     f"**{model}** gets **{len(mistakes)}** of {len(evaluation.y_true)} test clips wrong (most confident first)."

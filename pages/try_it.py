@@ -12,7 +12,7 @@ from kws.audio import Clip, load_audio, to_wav_bytes
 from kws.config import data_dir
 from kws.dataset import missing_message
 from kws.examples import graded, pick
-from kws.ui import example_clips, get_predictor, in_groups, is_new_file, model_card
+from kws.ui import example_clips, in_groups, is_new_file, model_card
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
@@ -73,7 +73,8 @@ with example:
 result = st.session_state.get("tryit_result")
 if result is None:
     st.info("Give a clip in one of the four ways above to see what the models hear.")
-    get_predictor()  # load the models now, while the user gets ready, not after their first word
+    if problem := ui.predictor_problem():  # loads the models now, while the user gets ready
+        st.error(problem)
     st.stop()
 st.divider()
 if "error" in result:

@@ -120,6 +120,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, files, args: tuple[str, ...],
     assert needle.lower() in proc.stderr.lower()
 
 
+def test_a_damaged_model_file_exits_2_naming_it(files, damaged_models) -> None:
+    """Keras called a cut-off .keras file "not found"; the message says what is wrong with which file."""
+    proc = run_cli("predict", str(files["word"]), "--models-dir", str(damaged_models.parent))
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr == f"error: {damaged_models} is damaged or incomplete: it is not a .keras archive.\n"
+
+
 # --- with the shipped models (loaded once per session) ----------------------------------------------------------
 
 

@@ -67,6 +67,15 @@ def check_metadata_parts(at: AppTest) -> None:
     assert scatter["data"][0]["text"] == names
 
 
+def test_a_damaged_model_file_is_one_sentence_not_a_traceback(data_dir: Path, damaged_models: Path) -> None:
+    """The metadata parts still show (they read the JSON files); what needs the models says why it cannot."""
+    at = open_compare()
+    assert len(at.main.dataframe[0].value) == len(model_names())
+    warning = at.warning[-1].value
+    assert warning.startswith("The models could not be loaded:") and damaged_models.name in warning
+    assert any("the models could not be loaded" in c.value for c in at.caption)  # no latency column either
+
+
 def test_with_the_dataset_every_part_shows(data_dir: Path) -> None:
     at = open_compare()
     check_metadata_parts(at)

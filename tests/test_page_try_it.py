@@ -84,6 +84,18 @@ def test_the_microphone_warning_stays_away_where_the_browser_allows_it(try_it: A
     assert not try_it.warning  # AppTest has no page address: given the benefit of the doubt
 
 
+def test_a_damaged_model_file_is_one_sentence_not_a_traceback(no_webrtc_session, damaged_models) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/try_it.py").run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("The models could not be loaded:") and damaged_models.name in error.value
+    assert "damaged or incomplete" in error.value
+    at = upload(at, "tone.wav", wav_bytes(np.sin(np.arange(16000) / 3).astype(np.float32) * 0.3))
+    assert "damaged or incomplete" in at.error[0].value  # a clip given anyway gets the same sentence
+
+
 def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     path, word = known_clip
     at = upload(try_it, path.name, path.read_bytes())
