@@ -210,6 +210,25 @@ def in_groups(items: list, render: Callable[[Any], None], per_group: int = 3, bo
                         render(item)
 
 
+def players(clip, window) -> None:
+    """The recording and, where it is longer than what the models hear, that window alone.
+
+    In a take of several seconds, hearing which second was picked explains an answer that the whole take
+    does not (a cough chosen over the word, say).
+    """
+    from kws.audio import to_wav_bytes
+
+    whole = to_wav_bytes(clip.samples)
+    if clip.duration <= window.end_s - window.start_s + 0.05:
+        st.audio(whole, format="audio/wav")
+        return
+    left, right = st.columns(2)
+    left.caption(f"The whole recording ({clip.duration:.1f} s)")
+    left.audio(whole, format="audio/wav")
+    right.caption(f"What the models hear: {window.start_s:.2f}–{window.end_s:.2f} s")
+    right.audio(to_wav_bytes(window.samples), format="audio/wav")
+
+
 def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
     """One model's answer: word, confidence, probabilities on the shared 0-1 scale, latency, size.
 

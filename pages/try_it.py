@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from kws import mic, plots, ui
-from kws.audio import Clip, load_audio, to_wav_bytes
+from kws.audio import Clip, load_audio
 from kws.config import data_dir
 from kws.dataset import missing_message
 from kws.examples import graded, pick
@@ -102,6 +102,6 @@ wave.plotly_chart(plots.waveform(prediction.clip.samples, prediction.clip.sample
 mfcc_tab, mel_tab = spectrum.tabs(["MFCC (every model's input)", "Log-mel (what the CNNs see)"])
 mfcc_tab.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.feature_settings))
 mel_tab.plotly_chart(plots.log_mel_heatmap(prediction.features, prediction.feature_settings))
-st.audio(to_wav_bytes(prediction.clip.samples), format="audio/wav")
+ui.players(prediction.clip, prediction.window)
 
 in_groups(prediction.answers, lambda a: model_card(a, prediction.no_speech, None if right is None else right[a.name]))

@@ -101,6 +101,7 @@ def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     at = upload(try_it, path.name, path.read_bytes())
     assert [s.value for s in at.subheader] == [f"Most models say: {word}"]
     assert not at.error
+    assert len(at.get("audio")) == 1  # one second or less: the models hear all of it, one player
     metrics = [m for m in at.metric if m.label == "predicted"]
     assert len(metrics) == len(at.session_state["tryit_result"]["prediction"].answers)
     assert all(m.value == word for m in metrics)
@@ -117,6 +118,7 @@ def test_browser_recorder_known_clip(try_it: AppTest, known_clip) -> None:
     assert not try_it.exception
     assert [s.value for s in try_it.subheader] == [f"Most models say: {word}"]
     assert "Browser recording" in text_of(try_it)
+    assert len(try_it.get("audio")) == 2  # 1.5 s: the take, and the second the models heard
 
 
 def test_example_button_shows_true_word_and_who_got_it(try_it: AppTest, predictor, data_dir) -> None:
@@ -147,6 +149,11 @@ def test_long_upload_is_cut_with_a_notice(try_it: AppTest, known_clip) -> None:
     at = upload(try_it, "long.wav", wav_bytes(samples))
     assert any("only the first 30 s were used" in w.value for w in at.warning)
     assert [s.value for s in at.subheader] == [f"Most models say: {word}"]
+    # two players: the 30 s kept, and the second the models heard (the word, at the start)
+    assert len(at.get("audio")) == 2
+    heard = [c.value for c in at.caption if c.value.startswith("What the models hear: ")]
+    assert heard and re.fullmatch(r"What the models hear: 0\.\d\d–1\.\d\d s", heard[0]), heard
+    assert "The whole recording (30.0 s)" in [c.value for c in at.caption]
 
 
 def _truncated_wav() -> bytes:
