@@ -117,19 +117,13 @@ def main(argv: list[str] | None = None) -> int:
 
         clean: np.ndarray | None = None
 
-        def _refresh(self) -> None:
-            epoch = max(self.epoch, 0)
-            x, y = self.data.x["train"], self.data.y["train"]
+        def _targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return pack(np.asarray(x), y)
+
+        def _clean_targets(self) -> np.ndarray:
             if DistilBatches.clean is None:
-                DistilBatches.clean = pack(x, y)
-            targets = DistilBatches.clean
-            if self.epochs.copies > 0:
-                variants = np.asarray(self.epochs.features(epoch))
-                x = np.concatenate([x, variants])
-                targets = np.concatenate([targets, pack(variants, np.tile(y, self.epochs.copies))])
-            order = self.rng.permutation(len(targets))
-            self.x, self.y = x[order], targets[order]
-            self._ready_for = epoch
+                DistilBatches.clean = super()._clean_targets()
+            return DistilBatches.clean
 
     def fit_one(name, data, cfg, settings, listener, shared=None):
         keras.utils.set_random_seed(cfg.seed)

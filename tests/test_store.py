@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,11 @@ def test_bad_metadata(tmp_path) -> None:
 def test_unloadable_keras_file(tmp_path) -> None:
     (tmp_path / "cnn1.keras").write_bytes(b"not a zip")
     store.write_json_atomic(tmp_path / "cnn1.json", fake_meta("cnn1", "cnn1", "standard"))
-    with pytest.raises(store.ModelStoreError, match="cannot load"):
+    with pytest.raises(store.ModelStoreError, match="cnn1.keras is damaged or incomplete: it is not a .keras"):
+        inference.load_models(tmp_path)
+    with zipfile.ZipFile(tmp_path / "cnn1.keras", "w") as archive:  # an archive, but no model in it
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(store.ModelStoreError, match="cnn1.keras: cannot load"):
         inference.load_models(tmp_path)
 
 
