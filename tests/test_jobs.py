@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -324,3 +325,23 @@ def test_status_says_what_is_happening_from_start_to_the_last_save() -> None:
     # after the last model: not "epoch 0/4" of a model that has finished
     job.finished_models = ["perceptron", "lstm"]
     assert job.status_text == "Saving the new set of 2 models" and job.fraction == 1.0
+    assert job.seconds_left is None and "left" not in job.summary
+
+
+def test_time_left_follows_this_runs_pace_not_the_estimate() -> None:
+    """Estimated 17 s in all; a third done after 60 s (a slow day): about two minutes to go, not 11 s."""
+    job = jobs.Job(
+        id=jobs.new_set_name(),
+        owner="ada",
+        cfg=jobs.make_config(models=["perceptron", "lstm"], epochs=4),
+        estimate=jobs.Estimate({"reading": 1.0, "features": 1.0}, {"perceptron": 5.0, "lstm": 10.0}, {}),
+        started=time.time() - 60,
+    )
+    assert job.seconds_left is None  # still featurizing: no pace yet
+    job.state, job.epoch, job.feature_fraction = "training", 3, 1.0
+    done = (2 + 5 * 3 / 4) / 17
+    assert job.fraction == pytest.approx(done)
+    assert job.seconds_left == pytest.approx(60 * (1 - done) / done, rel=0.02)  # ~117 s
+    assert re.search(r"\(34%; about 1 min 5\d s left at this pace, or less if early stopping", job.summary)
+    job.state = "cancelling"
+    assert job.seconds_left is None
