@@ -244,6 +244,9 @@ def tradeoff_scatter(
     The axes' ranges are set here, not left to Plotly, so :func:`label_positions` knows where each point lands
     and can keep the names clear of each other.
     """
+    rows = [r for r in rows if r.get(x) is not None and r.get(y) is not None]  # e.g. a model not timed
+    if not rows:
+        return _layout(go.Figure(), title, height=360)
     log_x = x == "params"
     xs, x_range = _fractions([r[x] for r in rows], log_x, pad=0.12)
     ys, y_range = _fractions([r[y] for r in rows], False, pad=0.15)

@@ -51,3 +51,12 @@ def test_scatter_axes_are_set_so_every_point_and_name_fit() -> None:
     assert low < 0.943 and 0.994 < high
     assert fig.layout.xaxis.title.text == "parameters (log scale)"
     assert fig.data[0].textposition[1] != fig.data[0].textposition[2]
+
+
+def test_scatter_leaves_out_a_model_without_the_measure() -> None:
+    rows = [
+        {"model": "cnn1", "latency_ms": 1.1, "accuracy": 0.987},
+        {"model": "lstm", "latency_ms": None, "accuracy": 0.979},
+    ]
+    assert list(plots.tradeoff_scatter(rows).data[0].text) == ["cnn1"]
+    assert not plots.tradeoff_scatter(rows[1:]).data  # nothing to draw, and no error
