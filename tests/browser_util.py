@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,41 @@ def streamlit_server(
 
 
 @contextlib.contextmanager
+def chromium_pages(
+    fake_audios: Sequence[str | Path | None],
+    viewport: dict[str, int] | None = None,
+    default_timeout_ms: float = 60_000,
+    **context_args: Any,
+) -> Iterator[list[Any]]:
+    """One Playwright page per entry of ``fake_audios``, each in its own headless Debian Chromium whose fake
+    microphone plays that WAV (a browser's fake microphone is set at launch, so two voices need two browsers)."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as p:
+        browsers = []
+        try:
+            pages = []
+            for fake_audio in fake_audios:
+                args = list(CHROMIUM_ARGS)
+                if fake_audio is not None:
+                    args.append(f"--use-file-for-fake-audio-capture={Path(fake_audio).absolute()}")
+                browsers.append(p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args))
+                context = browsers[-1].new_context(
+                    permissions=["microphone"],
+                    viewport=viewport or {"width": 1600, "height": 1000},
+                    **context_args,
+                )
+                pages.append(context.new_page())
+                pages[-1].set_default_timeout(default_timeout_ms)
+            yield pages
+        finally:
+            for browser in browsers:
+                browser.close()
+
+
+@contextlib.contextmanager
 def chromium_page(
     fake_audio: str | Path | None = None,
     viewport: dict[str, int] | None = None,
@@ -202,26 +237,8 @@ def chromium_page(
     **context_args: Any,
 ) -> Iterator[Any]:
     """A Playwright page in headless Debian Chromium with a fake microphone playing ``fake_audio`` (a WAV)."""
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    args = list(CHROMIUM_ARGS)
-    if fake_audio is not None:
-        args.append(f"--use-file-for-fake-audio-capture={Path(fake_audio).absolute()}")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
-        try:
-            context = browser.new_context(
-                permissions=["microphone"],
-                viewport=viewport or {"width": 1600, "height": 1000},
-                **context_args,
-            )
-            page = context.new_page()
-            page.set_default_timeout(default_timeout_ms)
-            yield page
-        finally:
-            browser.close()
+    with chromium_pages([fake_audio], viewport, default_timeout_ms, **context_args) as (page,):
+        yield page
 
 
 def wait_for_app(page: Any, timeout_ms: float = 90_000) -> None:

@@ -18,6 +18,7 @@ import pytest
 from browser_util import (
     charts_cut_off,
     chromium_page,
+    chromium_pages,
     fake_mic_wav,
     lan_address,
     open_page,
@@ -68,13 +69,17 @@ def assert_heard(page, source: str, word: str) -> None:
     assert page.get_by_text("Traceback").count() == 0
 
 
+def live_button(page, name: str) -> None:
+    """Press START or STOP on the live microphone (streamlit-webrtc's component, in its own iframe)."""
+    page.frame_locator("iframe[title*='streamlit_webrtc']").get_by_role("button", name=name).click()
+
+
 def speak_live(page) -> None:
     """START the live microphone, let the fake one play a whole loop, STOP."""
-    component = page.frame_locator("iframe[title*='streamlit_webrtc']")
-    component.get_by_role("button", name="START").click()
+    live_button(page, "START")
     page.get_by_text("Listening…").wait_for(timeout=30_000)
     page.wait_for_timeout(RECORD_MS)
-    component.get_by_role("button", name="STOP").click()
+    live_button(page, "STOP")
 
 
 def test_live_microphone_through_webrtc(server, mic_wav, tmp_path) -> None:
@@ -89,6 +94,27 @@ def test_live_microphone_through_webrtc(server, mic_wav, tmp_path) -> None:
         shot = Path(os.environ.get("KWS_SCREENSHOT") or tmp_path / "screenshot_try_it.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
+
+
+def test_two_people_on_the_live_microphone_at_once_each_hear_their_own_word(server, known_clips, tmp_path) -> None:
+    """Two browsers, two voices, recording over the same seconds: each session's answer is its own word (one
+    microphone buffer per session, each fed by its own WebRTC connection), never the other's or a mix."""
+    words = list(known_clips)[:2]
+    if len(words) < 2:
+        pytest.skip("fewer than two words with a clip every model names correctly")
+    wavs = [fake_mic_wav(known_clips[w], tmp_path / f"{w}.wav", lead_s=LEAD_S, tail_s=TAIL_S) for w in words]
+    with chromium_pages(wavs, viewport=LAPTOP) as pages:
+        for page in pages:
+            open_try_it(page, server)
+        for page in pages:
+            live_button(page, "START")
+        for page in pages:
+            page.get_by_text("Listening…").wait_for(timeout=30_000)
+        pages[0].wait_for_timeout(RECORD_MS)
+        for page in pages:
+            live_button(page, "STOP")
+        for page, word in zip(pages, words):
+            assert_heard(page, "Live microphone", word)
 
 
 def test_browser_recorder(server, mic_wav) -> None:
