@@ -309,14 +309,19 @@ def test_leftover_staging_folders_are_removed_when_a_run_starts(runs: Path, data
     assert os.path.exists(runs / jobs.LOCK_FILE)
 
 
-def test_status_says_what_is_happening_from_start_to_the_last_save() -> None:
-    job = jobs.Job(
+def two_model_job(started: float) -> jobs.Job:
+    """A run of perceptron then lstm, 4 epochs, expected to take 2 + 5 + 10 = 17 s."""
+    return jobs.Job(
         id=jobs.new_set_name(),
         owner="ada",
         cfg=jobs.make_config(models=["perceptron", "lstm"], epochs=4),
         estimate=jobs.Estimate({"reading": 1.0, "features": 1.0}, {"perceptron": 5.0, "lstm": 10.0}, {}),
-        started=time.time(),
+        started=started,
     )
+
+
+def test_status_says_what_is_happening_from_start_to_the_last_save() -> None:
+    job = two_model_job(started=time.time())
     assert job.status_text.startswith("Starting the training process")
     job.state, job.epoch, job.feature_fraction = "training", 3, 1.0
     assert job.status_text == "Training perceptron (1 of 2), epoch 3/4"
@@ -330,13 +335,7 @@ def test_status_says_what_is_happening_from_start_to_the_last_save() -> None:
 
 def test_time_left_follows_this_runs_pace_not_the_estimate() -> None:
     """Estimated 17 s in all; a third done after 60 s (a slow day): about two minutes to go, not 11 s."""
-    job = jobs.Job(
-        id=jobs.new_set_name(),
-        owner="ada",
-        cfg=jobs.make_config(models=["perceptron", "lstm"], epochs=4),
-        estimate=jobs.Estimate({"reading": 1.0, "features": 1.0}, {"perceptron": 5.0, "lstm": 10.0}, {}),
-        started=time.time() - 60,
-    )
+    job = two_model_job(started=time.time() - 60)
     assert job.seconds_left is None  # still featurizing: no pace yet
     job.state, job.epoch, job.feature_fraction = "training", 3, 1.0
     done = (2 + 5 * 3 / 4) / 17
