@@ -9,6 +9,7 @@ Nothing here calls Streamlit: callbacks run outside the script thread, where ``s
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import json
 import logging
@@ -114,13 +115,18 @@ class MicBuffer:
     a forgotten STOP cannot fill the server's memory.
     """
 
-    def __init__(self, max_seconds: float = MAX_SECONDS) -> None:
+    def __init__(self, max_seconds: float = MAX_SECONDS, tail_seconds: float = 3.0) -> None:
         self.max_seconds = max_seconds
+        self.tail_seconds = tail_seconds
         self._lock = threading.Lock()
         self._chunks: list[np.ndarray] = []
         self._count = 0
         self._rate: int | None = None
         self._was_playing = False
+        # the latest audio, kept past max_seconds too, for spotting words while the take goes on
+        self._tail: collections.deque[np.ndarray] = collections.deque()
+        self._tail_count = 0
+        self._heard = 0  # samples received since the take began: the take's clock
 
     def step(self, playing: bool) -> str:
         """Follow the component's ``state.playing`` once per script run.
@@ -149,7 +155,14 @@ class MicBuffer:
                 # a new device mid-recording: keep the newer stream rather than mixing rates
                 logger.info("sample rate changed from %s to %s Hz; restarting the buffer", self._rate, sample_rate)
                 self._chunks, self._count = [], 0
+                self._tail.clear()
+                self._tail_count = self._heard = 0
             self._rate = sample_rate
+            self._tail.append(mono)
+            self._tail_count += mono.size
+            self._heard += mono.size
+            while self._tail_count - self._tail[0].size >= self.tail_seconds * sample_rate:
+                self._tail_count -= self._tail.popleft().size
             if self._count > self.max_seconds * sample_rate:
                 return
             self._chunks.append(mono)
@@ -171,16 +184,30 @@ class MicBuffer:
         with self._lock:
             return self._count / self._rate if self._rate else 0.0
 
+    def recent(self, seconds: float) -> tuple[np.ndarray, int, float] | None:
+        """The last ``seconds`` heard (mono, at the stream's own rate), that rate, and where it ends on the take's
+        clock (seconds since the take began); ``None`` before any audio. The buffer is left as it is: words are
+        spotted in it while the take goes on, past ``max_seconds`` too (up to ``tail_seconds`` back)."""
+        with self._lock:
+            if self._rate is None or not self._tail:
+                return None
+            samples, rate, heard = np.concatenate(self._tail), self._rate, self._heard
+        return samples[-int(seconds * rate) :], rate, heard / rate
+
     def clear(self) -> None:
         """Drop everything (before a new recording)."""
         with self._lock:
             self._chunks, self._count, self._rate = [], 0, None
+            self._tail.clear()
+            self._tail_count = self._heard = 0
 
     def take(self) -> Clip:
         """The recording so far as a 16 kHz mono clip, and an empty buffer; raises ``AudioError`` if empty."""
         with self._lock:
             chunks, rate = self._chunks, self._rate
             self._chunks, self._count, self._rate = [], 0, None
+            self._tail.clear()
+            self._tail_count = self._heard = 0
         if not chunks or rate is None:
             raise EmptyAudioError("No audio arrived from the microphone; check that the browser may use it.")
         return clip_from_array(np.concatenate(chunks), rate, max_seconds=self.max_seconds)

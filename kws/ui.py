@@ -210,6 +210,29 @@ def in_groups(items: list, render: Callable[[Any], None], per_group: int = 3, bo
                         render(item)
 
 
+def live_spotting(buffer, on: bool, key: str) -> None:
+    """While ``on``: the words spotted in the running take, newest first, looked for twice a second. Off, the
+    take's :class:`kws.spotter.Spotter` is dropped, so the next take starts with none (its clock restarts)."""
+    if not on:
+        st.session_state.pop(key, None)
+        return
+    _spotting(buffer, key)
+
+
+@st.fragment(run_every=0.5)
+def _spotting(buffer, key: str) -> None:
+    from kws.spotter import LOOK_SECONDS, Spotter
+
+    spotter = st.session_state.setdefault(key, Spotter())
+    recent = buffer.recent(LOOK_SECONDS)
+    if recent is not None:
+        spotter.look(get_predictor(), *recent)
+    if not spotter.spotted:
+        st.caption("No word yet: say bed, happy or cat, a second or more apart.")
+    for said in reversed(spotter.spotted[-6:]):
+        st.markdown(f"**{said.word}** · at {said.at_s:.1f} s · {said.votes} of {said.models} models")
+
+
 def players(clip, window) -> None:
     """The recording and, where it is longer than what the models hear, that window alone.
 

@@ -40,11 +40,13 @@ with live:
         media_stream_constraints=mic.MEDIA_CONSTRAINTS,
         queued_audio_frames_callback=buffer.on_frames,
     )
+    spot = st.toggle("Spot words as I speak", key="tryit_spot", help="Names each word as you say it, while you go on")
     state = buffer.step(ctx.state.playing)
     if state == "listening":
         st.info("Listening… say one word, then press STOP.", icon=":material/graphic_eq:")
     else:
         st.caption("Press START, wait for *listening*, say one word, press STOP.")
+    ui.live_spotting(buffer, on=spot and state == "listening", key="tryit_spotter")
     if state == "stopped":
         analyse("Live microphone", buffer.take)
 with recorder:

@@ -96,6 +96,25 @@ def test_live_microphone_through_webrtc(server, mic_wav, tmp_path) -> None:
         page.screenshot(path=str(shot), full_page=True)
 
 
+def test_spotting_names_the_word_each_time_it_is_said(server, mic_wav) -> None:
+    """The fake microphone says the word every 6 s: with spotting on, a take of two loops names it at least
+    twice, once per saying (never twice for one), and names no other word."""
+    wav, word = mic_wav
+    with chromium_page(fake_audio=wav, viewport=LAPTOP) as page:
+        open_try_it(page, server)
+        page.get_by_text("Spot words as I speak").click()
+        wait_for_app(page)
+        live_button(page, "START")
+        page.get_by_text("Listening…").wait_for(timeout=30_000)
+        page.wait_for_timeout(2 * 6_000 + 1_500)
+        lines = page.get_by_text(re.compile(r"^\w+ · at \d+\.\d s · \d of \d models$")).all_inner_texts()
+        live_button(page, "STOP")
+        said = [line.split(" · ")[0] for line in lines]
+        times = sorted(float(line.split(" · at ")[1].split(" s")[0]) for line in lines)
+        assert len(said) >= 2 and set(said) == {word}, lines
+        assert all(later - earlier > 4 for earlier, later in zip(times, times[1:])), lines  # 6 s apart
+
+
 def test_two_people_on_the_live_microphone_at_once_each_hear_their_own_word(server, known_clips, tmp_path) -> None:
     """Two browsers, two voices, recording over the same seconds: each session's answer is its own word (one
     microphone buffer per session, each fed by its own WebRTC connection), never the other's or a mix."""

@@ -220,3 +220,19 @@ def test_microphone_blocked_over_plain_http_from_elsewhere_says_why(url) -> None
     origin = url.removesuffix("/try_it")
     assert message and f"at {origin}:" in message and "https" in message and "upload a clip" in message
     assert "\n" not in message and message.endswith(".")
+
+
+def test_recent_is_the_latest_audio_on_the_takes_clock_past_the_cap() -> None:
+    """Spotting reads the last seconds while the take goes on: the tail keeps moving after max_seconds."""
+    buffer = mic.MicBuffer(max_seconds=1.0, tail_seconds=0.5)
+    assert buffer.recent(0.5) is None
+    ramp = np.arange(3 * RATE, dtype=np.float32) / (3 * RATE)  # a value that says where it was in the take
+    for start in range(0, ramp.size, FRAME):
+        buffer.add(ramp[start : start + FRAME], RATE)
+    samples, rate, end_s = buffer.recent(0.25)
+    assert rate == RATE and end_s == pytest.approx(3.0)
+    np.testing.assert_allclose(samples, ramp[-RATE // 4 :])
+    assert buffer.recent(5.0)[0].size < 0.5 * RATE + FRAME  # memory stays bounded by tail_seconds
+    assert buffer.seconds <= 1.0 + FRAME / RATE  # the take itself is still capped
+    buffer.take()
+    assert buffer.recent(0.25) is None  # a new take, a new clock

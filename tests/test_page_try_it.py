@@ -96,6 +96,15 @@ def test_a_damaged_model_file_is_one_sentence_not_a_traceback(no_webrtc_session,
     assert "damaged or incomplete" in at.error[0].value  # a clip given anyway gets the same sentence
 
 
+def test_spotting_is_a_switch_that_keeps_nothing_while_not_listening(try_it: AppTest) -> None:
+    """Word spotting runs only during a live take (driven in test_browser.py); off the air it holds no state."""
+    assert try_it.toggle(key="tryit_spot").value is False
+    try_it.session_state["tryit_spotter"] = "a stale take's spotter"
+    try_it.toggle(key="tryit_spot").set_value(True).run()
+    assert not try_it.exception
+    assert "tryit_spotter" not in try_it.session_state  # not listening: the next take starts afresh
+
+
 def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     path, word = known_clip
     at = upload(try_it, path.name, path.read_bytes())
