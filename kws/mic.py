@@ -119,10 +119,14 @@ class MicBuffer:
         self.max_seconds = max_seconds
         self.tail_seconds = tail_seconds
         self._lock = threading.Lock()
+        self._was_playing = False
+        self._reset(None)
+
+    def _reset(self, rate: int | None) -> None:
+        """Start a new take (the caller holds the lock, or is ``__init__``)."""
         self._chunks: list[np.ndarray] = []
         self._count = 0
-        self._rate: int | None = None
-        self._was_playing = False
+        self._rate = rate
         # the latest audio, kept past max_seconds too, for spotting words while the take goes on
         self._tail: collections.deque[np.ndarray] = collections.deque()
         self._tail_count = 0
@@ -154,9 +158,7 @@ class MicBuffer:
             if self._rate is not None and sample_rate != self._rate:
                 # a new device mid-recording: keep the newer stream rather than mixing rates
                 logger.info("sample rate changed from %s to %s Hz; restarting the buffer", self._rate, sample_rate)
-                self._chunks, self._count = [], 0
-                self._tail.clear()
-                self._tail_count = self._heard = 0
+                self._reset(sample_rate)
             self._rate = sample_rate
             self._tail.append(mono)
             self._tail_count += mono.size
@@ -197,17 +199,13 @@ class MicBuffer:
     def clear(self) -> None:
         """Drop everything (before a new recording)."""
         with self._lock:
-            self._chunks, self._count, self._rate = [], 0, None
-            self._tail.clear()
-            self._tail_count = self._heard = 0
+            self._reset(None)
 
     def take(self) -> Clip:
         """The recording so far as a 16 kHz mono clip, and an empty buffer; raises ``AudioError`` if empty."""
         with self._lock:
             chunks, rate = self._chunks, self._rate
-            self._chunks, self._count, self._rate = [], 0, None
-            self._tail.clear()
-            self._tail_count = self._heard = 0
+            self._reset(None)
         if not chunks or rate is None:
             raise EmptyAudioError("No audio arrived from the microphone; check that the browser may use it.")
         return clip_from_array(np.concatenate(chunks), rate, max_seconds=self.max_seconds)

@@ -54,13 +54,18 @@ def get_predictor():
     return _predictor(str(models_dir), _dir_stamp(models_dir))
 
 
+def cannot_load(err: store.ModelStoreError) -> str:
+    """The one sentence every page shows when the active set's models cannot be loaded."""
+    return f"The models could not be loaded: {err}"
+
+
 def predictor_problem() -> str | None:
     """Load the active set's predictor now (once per server), so the first word waits for nothing; or why it
     cannot be loaded, in one sentence for the page (a damaged model file once gave a traceback here)."""
     try:
         get_predictor()
     except store.ModelStoreError as err:
-        return f"The models could not be loaded: {err}"
+        return cannot_load(err)
     return None
 
 
@@ -78,7 +83,7 @@ def analyse(key: str, source: str, load: Callable[[], Any], true_word: str | Non
     except AudioError as err:
         st.session_state[key] = {"source": source, "error": str(err)}
     except store.ModelStoreError as err:
-        st.session_state[key] = {"source": source, "error": f"The models could not be loaded: {err}"}
+        st.session_state[key] = {"source": source, "error": cannot_load(err)}
     except Exception:
         logger.exception("analysing %s failed", source)
         st.session_state[key] = {"source": source, "error": "Something went wrong analysing this clip."}

@@ -69,7 +69,7 @@ except DatasetMissingError:
     st.info(missing_message(data_dir()))
     st.stop()
 except ModelStoreError as err:
-    st.warning(f"The models could not be loaded: {err}")
+    st.warning(ui.cannot_load(err))
     st.stop()
 mistakes = insights.misclassified(evaluation, model)
 st.markdown(

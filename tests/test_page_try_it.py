@@ -39,14 +39,19 @@ def text_of(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-@pytest.fixture
-def try_it(no_webrtc_session, predictor) -> AppTest:
-    """The Try it page, opened through the router as a user would."""
+def open_try_it() -> AppTest:
+    """The Try it page, opened through the router as a user would (the caller patches what it needs first)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     at.switch_page("pages/try_it.py").run()
     assert not at.exception
     return at
+
+
+@pytest.fixture
+def try_it(no_webrtc_session, predictor) -> AppTest:
+    """The Try it page with the shipped models."""
+    return open_try_it()
 
 
 def upload(at: AppTest, name: str, data: bytes, mime: str = "audio/wav") -> AppTest:
@@ -73,9 +78,7 @@ def test_a_page_the_browser_will_not_give_the_microphone_says_so(no_webrtc_sessi
 
     seen: list = []
     monkeypatch.setattr(mic, "microphone_blocked", lambda url: seen.append(url) or "No microphone over http.")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/try_it.py").run()
+    at = open_try_it()
     assert seen and [w.value for w in at.warning] == ["No microphone over http."]
     assert at.file_uploader(key="tryit_upload") is not None  # the other ways in are still there
 
@@ -85,10 +88,7 @@ def test_the_microphone_warning_stays_away_where_the_browser_allows_it(try_it: A
 
 
 def test_a_damaged_model_file_is_one_sentence_not_a_traceback(no_webrtc_session, damaged_models) -> None:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/try_it.py").run()
-    assert not at.exception
+    at = open_try_it()
     (error,) = at.error
     assert error.value.startswith("The models could not be loaded:") and damaged_models.name in error.value
     assert "damaged or incomplete" in error.value
@@ -222,10 +222,7 @@ def test_unexpected_failure_is_one_sentence_not_a_traceback(try_it: AppTest, kno
 
 def test_no_dataset_hides_examples(no_webrtc_session, predictor, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path / "nowhere"))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/try_it.py").run()
-    assert not at.exception
+    at = open_try_it()
     assert not [b for b in at.button if b.key == "tryit_example"]
     assert "No dataset found" in text_of(at)
 
