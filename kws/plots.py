@@ -28,9 +28,14 @@ def _layout(fig: go.Figure, title: str, height: int = 260) -> go.Figure:
 
 
 def waveform(
-    samples: np.ndarray, sample_rate: int, window: tuple[float, float] | None = None, title: str = "Waveform"
+    samples: np.ndarray,
+    sample_rate: int,
+    window: tuple[float, float] | None = None,
+    title: str = "Waveform",
+    marks: Sequence[tuple[float, float, str]] = (),
 ) -> go.Figure:
-    """The recording (decimated for drawing) with the 1-second window the models heard shaded."""
+    """The recording (decimated for drawing) with the 1-second window the models heard shaded, and ``marks``
+    (start, end, word): the words spotted during a live take, outlined and named along the bottom."""
     x = np.asarray(samples, dtype=np.float32)
     step = max(1, len(x) // _MAX_POINTS)
     t = np.arange(0, len(x), step) / sample_rate
@@ -50,6 +55,15 @@ def waveform(
             line_width=0,
             annotation_text="heard by the models",
             annotation_position="top left",
+        )
+    for start, end, word in marks:
+        fig.add_vrect(
+            x0=start,
+            x1=end,
+            line=dict(color="#54A24B", width=1.5, dash="dot"),
+            annotation_text=word,
+            annotation_position="bottom left",
+            annotation_font_color="#54A24B",
         )
     fig.update_xaxes(title="time (s)")
     fig.update_yaxes(title="amplitude", range=[-1.05, 1.05] if np.abs(x).max(initial=0) > 0.5 else None)

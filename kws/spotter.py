@@ -35,10 +35,11 @@ SAME_WORD_SECONDS = 0.5
 
 @dataclass(frozen=True)
 class Spotted:
-    """One word said: what, where its window starts on the take's clock, and how many models named it."""
+    """One word said: what, where its window starts and ends on the take's clock, and how many models named it."""
 
     word: str
     at_s: float
+    end_s: float
     votes: int
     models: int
     confidence: float  # the mean confidence of the models that named it
@@ -72,6 +73,13 @@ class Spotter:
         at_s = end_s - duration + window.start_s
         if self.spotted and abs(at_s - self.spotted[-1].at_s) < SAME_WORD_SECONDS:
             return None
-        found = Spotted(word, at_s, len(named), len(prediction.answers), float(np.mean([a.confidence for a in named])))
+        found = Spotted(
+            word,
+            at_s,
+            at_s + window.end_s - window.start_s,
+            len(named),
+            len(prediction.answers),
+            float(np.mean([a.confidence for a in named])),
+        )
         self.spotted.append(found)
         return found

@@ -69,8 +69,11 @@ def predictor_problem() -> str | None:
     return None
 
 
-def analyse(key: str, source: str, load: Callable[[], Any], true_word: str | None = None) -> None:
-    """Decode (``load`` gives a :class:`kws.audio.Clip`) and classify into ``st.session_state[key]``.
+def analyse(
+    key: str, source: str, load: Callable[[], Any], true_word: str | None = None, spotted: list | None = None
+) -> None:
+    """Decode (``load`` gives a :class:`kws.audio.Clip`) and classify into ``st.session_state[key]``, with the
+    words ``spotted`` during a live take, if it was spotted (:func:`live_spotting`).
 
     Bad input becomes one sentence for the user, kept there until the next clip; anything unexpected is logged
     for the server and shown as one sentence too, never as a traceback.
@@ -79,7 +82,12 @@ def analyse(key: str, source: str, load: Callable[[], Any], true_word: str | Non
 
     try:
         prediction = get_predictor().predict_clip(load())
-        st.session_state[key] = {"source": source, "prediction": prediction, "true_word": true_word}
+        st.session_state[key] = {
+            "source": source,
+            "prediction": prediction,
+            "true_word": true_word,
+            "spotted": spotted,
+        }
     except AudioError as err:
         st.session_state[key] = {"source": source, "error": str(err)}
     except store.ModelStoreError as err:
@@ -215,27 +223,60 @@ def in_groups(items: list, render: Callable[[Any], None], per_group: int = 3, bo
                         render(item)
 
 
-def live_spotting(buffer, on: bool, key: str) -> None:
-    """While ``on``: the words spotted in the running take, newest first, looked for twice a second. Off, the
-    take's :class:`kws.spotter.Spotter` is dropped, so the next take starts with none (its clock restarts)."""
-    if not on:
-        st.session_state.pop(key, None)
-        return
-    _spotting(buffer, key)
+def live_status(state: str, spotting: bool) -> None:
+    """What the live microphone box says: how to use it, or that it is listening (and for what)."""
+    if state != "listening":
+        st.caption("Press START, wait for *listening*, say one word, press STOP.")
+    elif spotting:
+        st.info("Listening… say words a second or more apart, then press STOP.", icon=":material/graphic_eq:")
+    else:
+        st.info("Listening… say one word, then press STOP.", icon=":material/graphic_eq:")
+
+
+def live_spotting(buffer, on: bool, key: str) -> list | None:
+    """While ``on``: the words spotted in the running take, newest first, looked for twice a second.
+
+    On the first run not ``on`` (STOP pressed, or the switch turned off), one last look catches a word finished
+    since the previous one, the take's :class:`kws.spotter.Spotter` is dropped (the next take starts with none,
+    its clock restarted), and its words are returned, for the result view; ``None`` when no take was spotted.
+    """
+    if on:
+        _spotting(buffer, key)
+        return None
+    spotter = st.session_state.pop(key, None)
+    if spotter is None:
+        return None
+    _look(spotter, buffer)
+    return spotter.spotted
+
+
+def _look(spotter, buffer) -> None:
+    from kws.spotter import LOOK_SECONDS
+
+    if (recent := buffer.recent(LOOK_SECONDS)) is not None:
+        spotter.look(get_predictor(), *recent)
 
 
 @st.fragment(run_every=0.5)
 def _spotting(buffer, key: str) -> None:
-    from kws.spotter import LOOK_SECONDS, Spotter
+    from kws.spotter import Spotter
 
     spotter = st.session_state.setdefault(key, Spotter())
-    recent = buffer.recent(LOOK_SECONDS)
-    if recent is not None:
-        spotter.look(get_predictor(), *recent)
+    _look(spotter, buffer)
     if not spotter.spotted:
         st.caption("No word yet: say bed, happy or cat, a second or more apart.")
-    for said in reversed(spotter.spotted[-6:]):
-        st.markdown(f"**{said.word}** · at {said.at_s:.1f} s · {said.votes} of {said.models} models")
+        return
+    # one element for the list: one per word left the older lines blank for a moment as a new word arrived
+    lines = [f"**{s.word}** · at {s.at_s:.1f} s · {s.votes} of {s.models} models" for s in spotter.spotted[-6:]]
+    st.markdown("  \n".join(reversed(lines)))
+
+
+def spotted_line(spotted: list) -> str:
+    """The words a spotted take held, in order, for the result view (which answers its loudest second only)."""
+    if not spotted:
+        return "Spotted as you spoke: no word (say each a second or more apart, and finish before STOP)."
+    words = ", ".join(f"**{s.word}** at {s.at_s:.1f} s" for s in spotted)
+    return f"Spotted as you spoke, {len(spotted)} word{'s' * (len(spotted) != 1)}: {words}."
 
 
 def players(clip, window) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from kws import mic, plots, ui
-from kws.audio import Clip, load_audio
+from kws.audio import load_audio
 from kws.config import data_dir
 from kws.dataset import missing_message
 from kws.examples import graded, pick
@@ -16,13 +16,9 @@ from kws.ui import example_clips, in_groups, is_new_file, model_card
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
-if "tryit_mic" not in st.session_state:
-    st.session_state.tryit_mic = mic.MicBuffer()  # one buffer per browser session, fed by the WebRTC thread
-buffer: mic.MicBuffer = st.session_state.tryit_mic
-
-
-def analyse(source: str, load: Callable[[], Clip], true_word: str | None = None) -> None:
-    ui.analyse("tryit_result", source, load, true_word)
+# one buffer per browser session, fed by the WebRTC thread
+buffer: mic.MicBuffer = st.session_state.setdefault("tryit_mic", mic.MicBuffer())
+analyse = partial(ui.analyse, "tryit_result")  # the one result view below, whichever way the clip came
 
 
 st.title("Try it")
@@ -42,13 +38,10 @@ with live:
     )
     spot = st.toggle("Spot words as I speak", key="tryit_spot", help="Names each word as you say it, while you go on")
     state = buffer.step(ctx.state.playing)
-    if state == "listening":
-        st.info("Listening… say one word, then press STOP.", icon=":material/graphic_eq:")
-    else:
-        st.caption("Press START, wait for *listening*, say one word, press STOP.")
-    ui.live_spotting(buffer, on=spot and state == "listening", key="tryit_spotter")
+    ui.live_status(state, spotting=spot)
+    spotted = ui.live_spotting(buffer, on=spot and state == "listening", key="tryit_spotter")
     if state == "stopped":
-        analyse("Live microphone", buffer.take)
+        analyse("Live microphone", buffer.take, spotted=spotted)
 with recorder:
     st.markdown("**:material/radio_button_checked: Record in the browser**")
     recorded = st.audio_input(
@@ -95,12 +88,15 @@ right = graded(prediction, result["true_word"]) if result["true_word"] else None
 if right is not None:
     names = ", ".join(n for n, ok in right.items() if ok) or "none"
     st.markdown(f"True word: **{result['true_word']}** · right: {names} ({sum(right.values())} of {len(right)})")
+if result["spotted"] is not None:
+    st.markdown(ui.spotted_line(result["spotted"]))
 if prediction.no_speech:
     st.warning("Too quiet to be a word, so no word is named. Speak closer to the microphone, or louder.")
 
 wave, spectrum = st.columns(2)
 window = (prediction.window.start_s, prediction.window.end_s)
-wave.plotly_chart(plots.waveform(prediction.clip.samples, prediction.clip.sample_rate, window))
+marks = [(s.at_s, s.end_s, s.word) for s in result["spotted"] or []]
+wave.plotly_chart(plots.waveform(prediction.clip.samples, prediction.clip.sample_rate, window, marks=marks))
 mfcc_tab, mel_tab = spectrum.tabs(["MFCC (every model's input)", "Log-mel (what the CNNs see)"])
 mfcc_tab.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.feature_settings))
 mel_tab.plotly_chart(plots.log_mel_heatmap(prediction.features, prediction.feature_settings))

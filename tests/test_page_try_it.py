@@ -7,6 +7,7 @@ a real browser in ``test_browser.py``; its buffer has unit tests in ``test_mic.p
 from __future__ import annotations
 
 import io
+import json
 import random
 import re
 from pathlib import Path
@@ -18,6 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from kws.audio import load_audio
 from kws.examples import Example, graded, pick
+from kws.mic import MicBuffer
+from kws.spotter import Spotter
 
 ROOT = Path(__file__).absolute().parent.parent
 TIMEOUT = 120  # the first run loads and compiles every model
@@ -99,10 +102,35 @@ def test_a_damaged_model_file_is_one_sentence_not_a_traceback(no_webrtc_session,
 def test_spotting_is_a_switch_that_keeps_nothing_while_not_listening(try_it: AppTest) -> None:
     """Word spotting runs only during a live take (driven in test_browser.py); off the air it holds no state."""
     assert try_it.toggle(key="tryit_spot").value is False
-    try_it.session_state["tryit_spotter"] = "a stale take's spotter"
+    try_it.session_state["tryit_spotter"] = Spotter()  # a take whose end this page never saw
     try_it.toggle(key="tryit_spot").set_value(True).run()
     assert not try_it.exception
     assert "tryit_spotter" not in try_it.session_state  # not listening: the next take starts afresh
+    assert "tryit_result" not in try_it.session_state  # and nothing was analysed for it
+
+
+def test_a_spotted_take_keeps_its_words_after_stop(try_it: AppTest, known_clip) -> None:
+    """STOP on a spotted take: one last look catches the word said just before it (no look during the take
+    had seen it end), and the result view lists the take's words and outlines them on the waveform."""
+    path, word = known_clip
+    stream = np.concatenate([np.zeros(16000, np.float32), load_audio(path).samples, np.zeros(9600, np.float32)])
+    buffer = MicBuffer()
+    buffer.step(playing=True)  # a take under way: the next run, with the component not playing, is its STOP
+    for start in range(0, stream.size, 320):  # 20-ms frames, as WebRTC sends them
+        buffer.add(np.round(stream[start : start + 320] * 32767).astype(np.int16), 16000)
+    try_it.session_state["tryit_mic"] = buffer
+    try_it.session_state["tryit_spotter"] = Spotter()  # no word seen yet
+    try_it.toggle(key="tryit_spot").set_value(True).run()
+    assert not try_it.exception
+    (said,) = try_it.session_state["tryit_result"]["spotted"]
+    assert said.word == word and 0.5 < said.at_s < 1.5 and said.end_s - said.at_s == pytest.approx(1.0)
+    assert f"Spotted as you spoke, 1 word: **{word}** at {said.at_s:.1f} s." in text_of(try_it)
+    assert "Live microphone" in text_of(try_it)
+    wave = next(json.loads(c.proto.spec) for c in try_it.get("plotly_chart") if "Waveform" in c.proto.spec)
+    outlined = [(a["x0"], a["x1"]) for a in wave["layout"]["shapes"] if a.get("line", {}).get("dash") == "dot"]
+    assert outlined == [(pytest.approx(said.at_s), pytest.approx(said.end_s))]
+    assert word in [a["text"] for a in wave["layout"]["annotations"]]
+    assert "tryit_spotter" not in try_it.session_state
 
 
 def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
