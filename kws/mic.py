@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from kws.audio import MAX_SECONDS, Clip, EmptyAudioError, clip_from_array
+from kws.spotter import FEED_SECONDS
 
 if TYPE_CHECKING:
     import av
@@ -115,7 +116,7 @@ class MicBuffer:
     a forgotten STOP cannot fill the server's memory.
     """
 
-    def __init__(self, max_seconds: float = MAX_SECONDS, tail_seconds: float = 3.0) -> None:
+    def __init__(self, max_seconds: float = MAX_SECONDS, tail_seconds: float = FEED_SECONDS) -> None:
         self.max_seconds = max_seconds
         self.tail_seconds = tail_seconds
         self._lock = threading.Lock()

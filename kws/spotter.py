@@ -11,12 +11,15 @@ kept outside the models as TensorFlow's speech-commands recognizer keeps its ave
   of the last word reported is that word again.
 
 With looks every half second, a word's window has 1.2 s in which it fits a look's allowed span, so at least
-one look sees every word.
+one look sees every word. The looks are spaced on the take's clock, not by when the page asks (:meth:`Spotter.feed`):
+a busy server that runs the page's timer once in three seconds makes the looks it missed then, so the same audio
+gives the same words however loaded the machine is.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +34,12 @@ LOOK_SECONDS = 2.4
 EDGE_SECONDS = 0.1
 #: Windows starting this close together are the same word seen by overlapping looks.
 SAME_WORD_SECONDS = 0.5
+#: Looks are this far apart on the take's clock.
+LOOK_EVERY_SECONDS = 0.5
+#: How far back a late page catches up; audio older than this is not looked at again (a stalled server).
+MAX_BEHIND_SECONDS = 6.0
+#: The audio :meth:`Spotter.feed` should be given: the latest look and all it may have to catch up.
+FEED_SECONDS = LOOK_SECONDS + MAX_BEHIND_SECONDS
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,33 @@ class Spotter:
 
     spotted: list[Spotted] = field(default_factory=list)
     looks: int = 0
+    next_look_s: float = LOOK_EVERY_SECONDS  # where on the take's clock the next look ends
+
+    def feed(self, predictor, samples: np.ndarray, rate: int, end_s: float, final: bool = False) -> list[Spotted]:
+        """Make every look due by ``end_s`` on the take's clock, one per :data:`LOOK_EVERY_SECONDS`, and return
+        the words they found. ``samples`` (at ``rate``) end at ``end_s`` and go back up to :data:`FEED_SECONDS`.
+
+        ``final``: the take is over, so one more look ends at ``end_s`` itself (a word finished since the last
+        look due would otherwise be lost).
+        """
+        start_s = end_s - samples.size / rate
+        if self.next_look_s < end_s - MAX_BEHIND_SECONDS:  # skip whole steps: the looks keep their places
+            logger.info("word spotting fell %.1f s behind the take; skipping ahead", end_s - self.next_look_s)
+            steps = math.ceil((end_s - MAX_BEHIND_SECONDS - self.next_look_s) / LOOK_EVERY_SECONDS)
+            self.next_look_s += steps * LOOK_EVERY_SECONDS
+        ends = []
+        while self.next_look_s <= end_s:
+            ends.append(self.next_look_s)
+            self.next_look_s += LOOK_EVERY_SECONDS
+        if final and (not ends or ends[-1] < end_s):
+            ends.append(end_s)
+        found = []
+        for look_end in ends:
+            stop = min(samples.size, round((look_end - start_s) * rate))
+            said = self.look(predictor, samples[max(0, stop - round(LOOK_SECONDS * rate)) : stop], rate, look_end)
+            if said is not None:
+                found.append(said)
+        return found
 
     def look(self, predictor, samples: np.ndarray, rate: int, end_s: float) -> Spotted | None:
         """Answer the latest audio (``samples`` at ``rate``, ending at ``end_s`` on the take's clock); the word

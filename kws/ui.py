@@ -223,6 +223,31 @@ def in_groups(items: list, render: Callable[[Any], None], per_group: int = 3, bo
                         render(item)
 
 
+#: Below this width a row of :func:`boxes` goes two per row, and below :data:`ONE_PER_ROW_PX` one per row.
+TWO_PER_ROW_PX = 1000
+ONE_PER_ROW_PX = 520
+
+
+def boxes(key: str, count: int) -> list:
+    """``count`` bordered boxes of equal width: all in one row where the page has room (1,000 px and more), two
+    per row below that, one per row below 520 px.
+
+    ``st.columns`` squeezes columns until the window is under 640 px: Try it's four boxes were 130 px wide at
+    1,024 px with the sidebar open, with their buttons cut off, and 213 px on a 1,366-px laptop, with the spotting
+    switch's label cut. Streamlit has no option for "wrap below a width", so the rule is CSS aimed at the row's
+    own ``st-key-<key>`` class (Streamlit's documented hook for styling a keyed container): a container query, so
+    it follows the width the page really has, sidebar open or closed, not the window's.
+    """
+    row, item = f".st-key-{key}", f".st-key-{key} > [data-testid='stLayoutWrapper']"
+    st.html(
+        f"<style>{row} {{container-type: inline-size}}"
+        f"@container (max-width: {TWO_PER_ROW_PX - 1}px) {{{item} {{flex: 1 1 40%}}}}"
+        f"@container (max-width: {ONE_PER_ROW_PX - 1}px) {{{item} {{flex: 1 1 100%}}}}</style>"
+    )
+    with st.container(horizontal=True, key=key):
+        return [st.container(border=True, height="stretch") for _ in range(count)]
+
+
 def live_status(state: str, spotting: bool) -> None:
     """What the live microphone box says: how to use it, or that it is listening (and for what)."""
     if state != "listening":
@@ -236,9 +261,10 @@ def live_status(state: str, spotting: bool) -> None:
 def live_spotting(buffer, on: bool, key: str) -> list | None:
     """While ``on``: the words spotted in the running take, newest first, looked for twice a second.
 
-    On the first run not ``on`` (STOP pressed, or the switch turned off), one last look catches a word finished
-    since the previous one, the take's :class:`kws.spotter.Spotter` is dropped (the next take starts with none,
-    its clock restarted), and its words are returned, for the result view; ``None`` when no take was spotted.
+    On the first run not ``on`` (STOP pressed, or the switch turned off), the looks still due, and one at the very
+    end, catch a word finished since the last one; the take's :class:`kws.spotter.Spotter` is dropped (the next
+    take starts with none, its clock restarted), and its words are returned, for the result view; ``None`` when no
+    take was spotted.
     """
     if on:
         _spotting(buffer, key)
@@ -246,15 +272,15 @@ def live_spotting(buffer, on: bool, key: str) -> list | None:
     spotter = st.session_state.pop(key, None)
     if spotter is None:
         return None
-    _look(spotter, buffer)
+    _feed(spotter, buffer, final=True)
     return spotter.spotted
 
 
-def _look(spotter, buffer) -> None:
-    from kws.spotter import LOOK_SECONDS
+def _feed(spotter, buffer, final: bool = False) -> None:
+    from kws.spotter import FEED_SECONDS
 
-    if (recent := buffer.recent(LOOK_SECONDS)) is not None:
-        spotter.look(get_predictor(), *recent)
+    if (recent := buffer.recent(FEED_SECONDS)) is not None:
+        spotter.feed(get_predictor(), *recent, final=final)
 
 
 @st.fragment(run_every=0.5)
@@ -262,7 +288,7 @@ def _spotting(buffer, key: str) -> None:
     from kws.spotter import Spotter
 
     spotter = st.session_state.setdefault(key, Spotter())
-    _look(spotter, buffer)
+    _feed(spotter, buffer)
     if not spotter.spotted:
         st.caption("No word yet: say bed, happy or cat, a second or more apart.")
         return

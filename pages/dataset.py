@@ -25,11 +25,12 @@ except DatasetMissingError:
 
 words = stats.counts_per_word()
 splits = stats.clips_per_split()
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("clips", f"{len(stats.clips):,}")
-c2.metric("words", len(words))
-c3.metric("speakers", f"{stats.speakers:,}")
-c4.metric("train / validation / test", " / ".join(f"{100 * splits[s] / len(stats.clips):.0f}" for s in SPLITS) + " %")
+with st.container(horizontal=True, horizontal_alignment="distribute"):  # wraps, where columns cut "79 / 1…"
+    st.metric("clips", f"{len(stats.clips):,}", width="content")
+    st.metric("words", len(words), width="content")
+    st.metric("speakers", f"{stats.speakers:,}", width="content")
+    shares = " / ".join(f"{100 * splits[s] / len(stats.clips):.0f}" for s in SPLITS)
+    st.metric("train / validation / test", f"{shares} %", width="content")
 if stats.skipped:
     st.warning(f"{len(stats.skipped)} clips could not be read and are left out.")
 

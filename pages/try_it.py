@@ -26,7 +26,7 @@ st.write("Say **bed**, **happy** or **cat** (or give a clip) and watch every mod
 if blocked := mic.microphone_blocked(st.context.url):
     st.warning(blocked, icon=":material/mic_off:")
 
-live, recorder, uploader, example = st.columns(4, border=True)
+live, recorder, uploader, example = ui.boxes("tryit_ways", 4)
 with live:
     st.markdown("**:material/mic: Live microphone**")
     ctx = webrtc_streamer(

@@ -269,6 +269,26 @@ def charts_cut_off(page: Any) -> list[str]:
     )
 
 
+def boxes_of(page: Any, key: str) -> list[tuple[int, int, int]]:
+    """(left, top, width) in px of each box in the row of :func:`kws.ui.boxes` keyed ``key``."""
+    return [
+        tuple(round(v) for v in xyw)
+        for xyw in page.evaluate(
+            f"""() => [...document.querySelectorAll(".st-key-{key} > [data-testid='stLayoutWrapper']")].map(e => {{
+                const r = e.getBoundingClientRect(); return [r.x, r.y, r.width]; }})"""
+        )
+    ]
+
+
+def text_cut_off(page: Any, selector: str) -> list[str]:
+    """Texts under ``selector`` that their element cuts short with an ellipsis (a label squeezed to "Spot wo…")."""
+    return page.evaluate(
+        f"""() => [...document.querySelectorAll("{selector} *")].filter(e =>
+            e.clientWidth > 0 && getComputedStyle(e).textOverflow === "ellipsis" && e.scrollWidth > e.clientWidth + 1
+        ).map(e => e.innerText)"""
+    )
+
+
 def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) -> None:
     """Open the app at its home page, then go to the page titled ``title`` through the sidebar, as a user does.
 
