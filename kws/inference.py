@@ -14,7 +14,7 @@ import logging
 import time
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +298,14 @@ class Predictor:
             no_speech=not window.has_speech,
             elapsed_ms=elapsed,
         )
+
+    def predict_span(self, clip: Clip, start_s: float, end_s: float) -> Prediction:
+        """Answer one stretch of ``clip`` (a word spotted in a long take), placed on the whole clip's clock: the
+        prediction's clip is the whole recording and its window lies where the stretch does."""
+        rate = clip.sample_rate
+        part = self.predict_clip(replace(clip, samples=clip.samples[round(start_s * rate) : round(end_s * rate)]))
+        window = replace(part.window, start_s=part.window.start_s + start_s, end_s=part.window.end_s + start_s)
+        return replace(part, clip=clip, window=window)
 
     def predict(self, waveform: np.ndarray, sample_rate: int) -> Prediction:
         """Answer raw samples at any rate (mono or frames x channels) with every model."""

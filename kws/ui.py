@@ -305,6 +305,24 @@ def spotted_line(spotted: list) -> str:
     return f"Spotted as you spoke, {len(spotted)} word{'s' * (len(spotted) != 1)}: {words}."
 
 
+def spotted_view(result: dict, key: str):
+    """The prediction the result view shows: for a spotted take with words, a choice between the loudest second
+    (what a take is answered on) and each spotted word's own second, answered by every model on demand."""
+    prediction, spotted = result["prediction"], result["spotted"] or []
+    if not spotted:
+        return prediction
+    names = ["the loudest second"] + [f"{s.word} at {s.at_s:.1f} s" for s in spotted]
+    chosen = st.radio(
+        "Show the models' answers for", range(len(names)), format_func=names.__getitem__, key=key, horizontal=True
+    )
+    if not chosen:
+        return prediction
+    said, views = spotted[chosen - 1], result.setdefault("views", {})
+    if chosen not in views:
+        views[chosen] = get_predictor().predict_span(prediction.clip, said.at_s, said.end_s)
+    return views[chosen]
+
+
 def players(clip, window) -> None:
     """The recording and, where it is longer than what the models hear, that window alone.
 

@@ -76,7 +76,9 @@ if "error" in result:
     st.caption(result["source"])
     st.error(result["error"])
     st.stop()
-prediction = result["prediction"]
+if result["spotted"] is not None:
+    st.markdown(ui.spotted_line(result["spotted"]))
+prediction = ui.spotted_view(result, key="tryit_view")  # the loudest second, or a spotted word's
 st.caption(
     f"{result['source']} · {prediction.clip.duration:.1f} s · loudest {prediction.window.level_db:.0f} dBFS · "
     f"all {len(prediction.answers)} models in {prediction.elapsed_ms:.1f} ms (each card: that model alone)"
@@ -88,8 +90,6 @@ right = graded(prediction, result["true_word"]) if result["true_word"] else None
 if right is not None:
     names = ", ".join(n for n, ok in right.items() if ok) or "none"
     st.markdown(f"True word: **{result['true_word']}** · right: {names} ({sum(right.values())} of {len(right)})")
-if result["spotted"] is not None:
-    st.markdown(ui.spotted_line(result["spotted"]))
 if prediction.no_speech:
     st.warning("Too quiet to be a word, so no word is named. Speak closer to the microphone, or louder.")
 

@@ -246,15 +246,27 @@ def wait_for_app(page: Any, timeout_ms: float = 90_000) -> None:
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms)
 
 
-def wait_for_charts(page: Any, timeout_ms: float = 30_000) -> None:
-    """Wait until every Plotly chart on the page has drawn (Streamlit loads Plotly lazily)."""
-    page.wait_for_function(
-        """() => {
-            const charts = document.querySelectorAll("[data-testid='stPlotlyChart']");
-            return charts.length > 0 && [...charts].every(c => c.querySelector(".main-svg"));
-        }""",
-        timeout=timeout_ms,
-    )
+def wait_for_charts(page: Any, timeout_ms: float = 30_000, settle_ms: float = 1_000) -> None:
+    """Wait until every Plotly chart on the page has drawn and no new one has come for ``settle_ms``.
+
+    Streamlit loads Plotly lazily, chart by chart: "every chart present has drawn" once held while the first six
+    charts in the page were later ones and the confusion matrices above them had not yet arrived.
+    """
+    drawn = """() => {
+        const charts = document.querySelectorAll("[data-testid='stPlotlyChart']");
+        return [...charts].every(c => c.querySelector(".main-svg")) ? charts.length : -1;
+    }"""
+    deadline = time.monotonic() + timeout_ms / 1000
+    last, since = -1, time.monotonic()
+    while True:
+        count, now = page.evaluate(drawn), time.monotonic()
+        if count != last:
+            last, since = count, now
+        elif count > 0 and now - since >= settle_ms / 1000:
+            return
+        if now > deadline:
+            raise TimeoutError(f"charts still loading after {timeout_ms / 1000:.0f} s ({last} drawn)")
+        page.wait_for_timeout(100)
 
 
 def charts_cut_off(page: Any) -> list[str]:

@@ -170,3 +170,19 @@ def test_a_tie_or_a_plurality_is_not_said_as_a_majority(predictor) -> None:
     most = saying("cat", "cat", "bed", "cat", "happy", "cat")
     assert most.split == [] and most.summary == "Most models say: cat"
     assert dataclasses.replace(three_three, no_speech=True).split == []
+
+
+def test_a_span_is_answered_alone_and_placed_on_the_whole_clip(predictor) -> None:
+    """``predict_span``: one second of a longer take (a spotted word), answered as if alone, shown in place."""
+    from kws.audio import Clip
+
+    quiet, loud = word_like(1.0, amp=0.1), word_like(1.0, seed=1, amp=0.8)
+    take = Clip(np.concatenate([np.zeros(RATE, np.float32), quiet, np.zeros(RATE, np.float32), loud]))
+    whole = predictor.predict_clip(take)
+    part = predictor.predict_span(take, 1.0, 2.0)
+    alone = predictor.predict_clip(Clip(quiet))
+    assert whole.window.start_s > 2.0  # the whole take is answered on its loudest second
+    assert part.clip is take and (part.window.start_s, part.window.end_s) == pytest.approx((1.0, 2.0))
+    assert part.window.level_db == pytest.approx(alone.window.level_db)
+    for a, b in zip(part.answers, alone.answers):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
