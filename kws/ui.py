@@ -298,17 +298,23 @@ def _spotting(buffer, key: str) -> None:
 
 
 def spotted_line(spotted: list) -> str:
-    """The words a spotted take held, in order, for the result view (which answers its loudest second only)."""
+    """The words a spotted take held, in order, for the result view."""
     if not spotted:
         return "Spotted as you spoke: no word (say each a second or more apart, and finish before STOP)."
     words = ", ".join(f"**{s.word}** at {s.at_s:.1f} s" for s in spotted)
     return f"Spotted as you spoke, {len(spotted)} word{'s' * (len(spotted) != 1)}: {words}."
 
 
+def in_recording(result: dict) -> list:
+    """The spotted words that lie in the recording: spotting goes on past its 30-s cap, the recording does not."""
+    duration = result["prediction"].clip.duration
+    return [s for s in result["spotted"] or [] if s.end_s <= duration + 0.05]
+
+
 def spotted_view(result: dict, key: str):
     """The prediction the result view shows: for a spotted take with words, a choice between the loudest second
     (what a take is answered on) and each spotted word's own second, answered by every model on demand."""
-    prediction, spotted = result["prediction"], result["spotted"] or []
+    prediction, spotted = result["prediction"], in_recording(result)
     if not spotted:
         return prediction
     names = ["the loudest second"] + [f"{s.word} at {s.at_s:.1f} s" for s in spotted]

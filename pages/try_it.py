@@ -95,7 +95,7 @@ if prediction.no_speech:
 
 wave, spectrum = st.columns(2)
 window = (prediction.window.start_s, prediction.window.end_s)
-marks = [(s.at_s, s.end_s, s.word) for s in result["spotted"] or []]
+marks = [(s.at_s, s.end_s, s.word) for s in ui.in_recording(result)]
 wave.plotly_chart(plots.waveform(prediction.clip.samples, prediction.clip.sample_rate, window, marks=marks))
 mfcc_tab, mel_tab = spectrum.tabs(["MFCC (every model's input)", "Log-mel (what the CNNs see)"])
 mfcc_tab.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.feature_settings))
