@@ -109,10 +109,32 @@ def test_spotting_is_a_switch_that_keeps_nothing_while_not_listening(try_it: App
     assert "tryit_result" not in try_it.session_state  # and nothing was analysed for it
 
 
+def stop_spotted_take(at: AppTest, stream: np.ndarray, max_seconds: float | None = None) -> list:
+    """Run the page's STOP of a spotted live take of ``stream`` (16 kHz) whose looks are all still due (as on a
+    server too busy to run the page's timer); the take's spotted words."""
+    buffer = MicBuffer() if max_seconds is None else MicBuffer(max_seconds=max_seconds)
+    buffer.step(playing=True)  # a take under way: the next run, with the component not playing, is its STOP
+    for start in range(0, stream.size, 320):  # 20-ms frames, as WebRTC sends them
+        buffer.add(np.round(stream[start : start + 320] * 32767).astype(np.int16), 16000)
+    at.session_state["tryit_mic"] = buffer
+    at.session_state["tryit_spotter"] = Spotter()  # no look made yet
+    at.toggle(key="tryit_spot").set_value(True).run()
+    assert not at.exception
+    return at.session_state["tryit_result"]["spotted"]
+
+
+def waveform_shapes(at: AppTest) -> tuple[float, list[tuple[float, float]]]:
+    """Where the waveform's shaded window (what the models heard) starts, and the spans it outlines (words)."""
+    wave = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Waveform" in c.proto.spec)
+    shapes = wave["layout"]["shapes"]
+    heard = next(a["x0"] for a in shapes if "line" not in a or a["line"].get("dash") != "dot")
+    return heard, [(a["x0"], a["x1"]) for a in shapes if a.get("line", {}).get("dash") == "dot"]
+
+
 def test_a_spotted_take_keeps_its_words_after_stop(try_it: AppTest, known_clips) -> None:
-    """STOP on a spotted take whose looks were all still due (as on a server too busy to run the page's timer):
-    they are made then; the result view lists the take's words, outlines them on the waveform, and answers the
-    loudest second or, on request, each spotted word's own second."""
+    """STOP on a spotted take whose looks were all still due: they are made then; the result view lists the
+    take's words, outlines them on the waveform, and answers the loudest second or, on request, each spotted
+    word's own second."""
     if len(known_clips) < 2:
         pytest.skip("fewer than two words with a clip every model names correctly")
     (quiet, quiet_path), (loud, loud_path) = list(known_clips.items())[:2]  # said at different levels
@@ -120,15 +142,7 @@ def test_a_spotted_take_keeps_its_words_after_stop(try_it: AppTest, known_clips)
         [silence := np.zeros(16000, np.float32), 0.4 * load_audio(quiet_path).samples, silence, silence[:3200]]
         + [load_audio(loud_path).samples, silence[:9600]]
     )
-    buffer = MicBuffer()
-    buffer.step(playing=True)  # a take under way: the next run, with the component not playing, is its STOP
-    for start in range(0, stream.size, 320):  # 20-ms frames, as WebRTC sends them
-        buffer.add(np.round(stream[start : start + 320] * 32767).astype(np.int16), 16000)
-    try_it.session_state["tryit_mic"] = buffer
-    try_it.session_state["tryit_spotter"] = Spotter()  # no look made yet
-    try_it.toggle(key="tryit_spot").set_value(True).run()
-    assert not try_it.exception
-    first, second = try_it.session_state["tryit_result"]["spotted"]
+    first, second = stop_spotted_take(try_it, stream)
     assert (first.word, second.word) == (quiet, loud) and 0.5 < first.at_s < 1.5 < 3.0 < second.at_s < 4.0
     assert first.end_s - first.at_s == pytest.approx(1.0)
     words = f"**{quiet}** at {first.at_s:.1f} s, **{loud}** at {second.at_s:.1f} s"
@@ -136,48 +150,32 @@ def test_a_spotted_take_keeps_its_words_after_stop(try_it: AppTest, known_clips)
     assert "Live microphone" in text_of(try_it)
     assert "tryit_spotter" not in try_it.session_state
 
-    def shown() -> tuple[str, float, list]:
-        wave = next(json.loads(c.proto.spec) for c in try_it.get("plotly_chart") if "Waveform" in c.proto.spec)
-        shapes = wave["layout"]["shapes"]
-        heard = next(a["x0"] for a in shapes if "line" not in a or a["line"].get("dash") != "dot")
-        outlined = [(a["x0"], a["x1"]) for a in shapes if a.get("line", {}).get("dash") == "dot"]
-        return try_it.subheader[0].value, heard, outlined
-
     spans = [(pytest.approx(s.at_s), pytest.approx(s.end_s)) for s in (first, second)]
-    said, heard, outlined = shown()  # a take is answered on its loudest second, one of the two words
+    heard, outlined = waveform_shapes(try_it)  # a take is answered on its loudest second, one of the two words
     loudest = min((first, second), key=lambda s: abs(s.at_s - heard))
-    assert said == f"Most models say: {loudest.word}" and abs(heard - loudest.at_s) < 0.3 and outlined == spans
+    assert try_it.subheader[0].value == f"Most models say: {loudest.word}"
+    assert abs(heard - loudest.at_s) < 0.3 and outlined == spans
     assert try_it.radio(key="tryit_view").options == ["the loudest second", *words.replace("**", "").split(", ")]
     other = second if loudest is first else first
     try_it.radio(key="tryit_view").set_value(1 + (other is second)).run()  # the other word's own second
-    said, heard, outlined = shown()
-    assert said == f"Most models say: {other.word}" and heard == pytest.approx(other.at_s) and outlined == spans
+    heard, outlined = waveform_shapes(try_it)
+    assert try_it.subheader[0].value == f"Most models say: {other.word}"
+    assert heard == pytest.approx(other.at_s) and outlined == spans
 
 
 def test_a_word_spotted_after_the_recording_cap_is_listed_but_not_offered(try_it: AppTest, known_clips) -> None:
-    """Spotting goes on past the recording's cap (30 s; 2 s here): a word said after it is listed, but neither
+    """Spotting goes on past the recording's cap (30 s; 2.5 s here): a word said after it is listed, but neither
     outlined on nor answered from a recording that does not hold it."""
     if len(known_clips) < 2:
         pytest.skip("fewer than two words with a clip every model names correctly")
     (early, early_path), (late, late_path) = list(known_clips.items())[:2]
     gap = np.zeros(19200, np.float32)
     stream = np.concatenate([gap, load_audio(early_path).samples, gap, load_audio(late_path).samples, gap[:9600]])
-    buffer = MicBuffer(max_seconds=2.5)
-    buffer.step(playing=True)
-    for start in range(0, stream.size, 320):
-        buffer.add(np.round(stream[start : start + 320] * 32767).astype(np.int16), 16000)
-    try_it.session_state["tryit_mic"] = buffer
-    try_it.session_state["tryit_spotter"] = Spotter()
-    try_it.toggle(key="tryit_spot").set_value(True).run()
-    assert not try_it.exception
-    first, second = try_it.session_state["tryit_result"]["spotted"]
+    first, second = stop_spotted_take(try_it, stream, max_seconds=2.5)
     assert (first.word, second.word) == (early, late) and first.end_s < 2.5 < second.at_s
     assert f"2 words: **{early}** at {first.at_s:.1f} s, **{late}** at {second.at_s:.1f} s" in text_of(try_it)
     assert try_it.radio(key="tryit_view").options == ["the loudest second", f"{early} at {first.at_s:.1f} s"]
-    wave = next(json.loads(c.proto.spec) for c in try_it.get("plotly_chart") if "Waveform" in c.proto.spec)
-    assert [a["x0"] for a in wave["layout"]["shapes"] if a.get("line", {}).get("dash") == "dot"] == [
-        pytest.approx(first.at_s)
-    ]
+    assert [x0 for x0, _ in waveform_shapes(try_it)[1]] == [pytest.approx(first.at_s)]
 
 
 def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
