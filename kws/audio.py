@@ -101,8 +101,10 @@ def _open(source: str | os.PathLike[str] | bytes | BinaryIO) -> tuple[BinaryIO |
         path = Path(source)
         if path.is_dir():
             raise NotAudioError(f"{path} is a folder, not an audio file.")
-        if not path.is_file():
+        if not path.exists():
             raise EmptyAudioError(f"There is no file at {path}.")
+        if not path.is_file():  # a pipe or device: reading it could block or never end
+            raise NotAudioError(f"{path} is not a regular file (a pipe or a device), so it is not read.")
         return str(path), path.stat().st_size
     data = source.read()
     return io.BytesIO(data), len(data)

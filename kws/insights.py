@@ -35,22 +35,49 @@ logger = logging.getLogger(__name__)
 
 # --- comparing models -------------------------------------------------------------------------------------
 
-#: Column titles for the comparison table (keys stay short so charts can address them).
+#: Column titles for the comparison table (keys stay short so charts can address them). Titles are short so the
+#: whole table fits a laptop's page (it had 14 columns 1,386 px wide in 904 px of room); :data:`COLUMN_HELP`
+#: says the rest in each header's tooltip.
 COLUMN_TITLES: dict[str, str] = {
     "model": "model",
     "architecture": "architecture",
-    "params": "parameters",
-    "size_kb": "size (KB)",
+    "params": "params",
+    "size_kb": "KB",
     "accuracy": "test accuracy",
-    "latency_ms": "latency (ms)",
-    "train_s": "training (s)",
+    "latency_ms": "ms / clip",
+    "train_s": "train (s)",
     "epochs": "epochs",
-    "overfit_gap": "train − val accuracy",
+    "overfit_gap": "train − val",
     "preset": "features",
     "fit_on": "learnt from",
     "set": "set",
     "test_clips": "test clips",
 }
+
+#: Header tooltips of the comparison table; ``acc_<word>`` columns get theirs from :func:`column_help`.
+COLUMN_HELP: dict[str, str] = {
+    "params": "Trainable and fixed weights in the network",
+    "size_kb": "Size of the saved model file, in kilobytes",
+    "accuracy": "Share of the test clips (speakers never heard in training) the model names right",
+    "latency_ms": "Median time to answer one clip: finding the word, MFCCs and one forward pass",
+    "train_s": "Wall-clock seconds the training run took on the machine that trained it",
+    "epochs": "Passes over the training clips before training stopped",
+    "overfit_gap": "Training minus validation accuracy at the last epoch: how much it learnt its speakers by heart",
+    "preset": "The feature settings the model was trained on (and is always fed)",
+    "fit_on": "The dataset splits it learnt from; a final refit also learnt the validation speakers",
+}
+
+
+def column_title(key: str) -> str:
+    """The header of comparison column ``key`` (a per-word accuracy column is titled by its word alone)."""
+    return COLUMN_TITLES.get(key, key.removeprefix("acc_"))
+
+
+def column_help(key: str) -> str | None:
+    """The header tooltip of comparison column ``key``, if it has one."""
+    if key.startswith("acc_"):
+        return f"Share of the test clips of '{key.removeprefix('acc_')}' the model names right (its recall)"
+    return COLUMN_HELP.get(key)
 
 
 def overfit_gap(history: Mapping[str, Sequence[float]]) -> float | None:
@@ -87,6 +114,19 @@ def comparison_rows(infos: Sequence[ModelInfo], latency_ms: Mapping[str, float] 
             }
         )
     return rows
+
+
+#: The comparison columns about training (the rest are about what a model scores and costs to run).
+TRAINING_COLUMNS = ("train_s", "epochs", "overfit_gap", "preset", "fit_on")
+
+
+def split_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`comparison_rows` as two tables, each keyed by model: what a model scores and costs to run, and how
+    it was trained. All fourteen columns in one table were 1,156 px wide, so a laptop's page scrolled it sideways
+    and hid the latency; the training columns sit better beside the training curves anyway."""
+    scores = [{k: v for k, v in row.items() if k not in TRAINING_COLUMNS} for row in rows]
+    training = [{"model": row["model"], **{k: row[k] for k in TRAINING_COLUMNS if k in row}} for row in rows]
+    return scores, training
 
 
 def histories(infos: Sequence[ModelInfo], names: Sequence[str] | None = None) -> dict[str, dict[str, list[float]]]:

@@ -138,7 +138,9 @@ def model_sets(key: str) -> None:
         st.success(st.session_state[note_key])
         st.session_state[note_key] = None
     sets = modelsets.list_sets()
-    percent = st.column_config.NumberColumn("mean test accuracy", format="percent")  # as every other table
+    percent = st.column_config.NumberColumn(  # as every other table; a short title: the table fits a laptop
+        "test accuracy", format="percent", help="The mean of the set's models' accuracy on the test split"
+    )
     st.dataframe(modelsets.set_rows(sets), hide_index=True, column_config={"mean test accuracy": percent})
     names = [s.name for s in sets]
     choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key=f"{key}_choice")
@@ -208,14 +210,23 @@ CARD_WIDTH = 220
 _GAP_PX = 16  # Streamlit's "small" gap (1rem)
 
 
-def in_groups(items: list, render: Callable[[Any], None], per_group: int = 3, border: bool = True) -> None:
+def in_groups(items: list, render: Callable[[Any], None], key: str, per_group: int = 3, border: bool = True) -> None:
     """``render(item)`` in fixed-width cards, side by side, in groups of ``per_group`` that wrap as a whole.
 
     Six cards stand in one row where the page is wide enough and in two rows of three where it is not, never
-    four and two: each group is one fixed-width block of the outer, wrapping row.
+    four and two: each group is one fixed-width block of the outer, wrapping row. Where the page is narrower
+    than one group (1,024 px with the sidebar open leaves 562 px for 696), the groups dissolve and the cards
+    flow two by two: a group wrapping inside itself gave rows of 2, 1, 2, 1. That is CSS (the groups become
+    ``display: contents`` under a container query on the row's ``st-key-<key>`` class), as in :func:`boxes`.
     """
     group_width = per_group * CARD_WIDTH + (per_group - 1) * _GAP_PX + 4  # +4: rounding must not wrap a group
-    with st.container(horizontal=True, gap="small"):
+    row, group = f".st-key-{key}", f".st-key-{key} > [data-testid='stLayoutWrapper']"
+    st.html(
+        f"<style>{row} {{container-type: inline-size}}"
+        f"@container (max-width: {group_width - 1}px) {{{group}, {group} > [data-testid='stHorizontalBlock'] "
+        "{display: contents}}</style>"
+    )
+    with st.container(horizontal=True, gap="small", key=key):
         for start in range(0, len(items), per_group):
             with st.container(horizontal=True, gap="small", width=group_width):
                 for item in items[start : start + per_group]:
@@ -313,17 +324,33 @@ def in_recording(result: dict) -> list:
 
 def spotted_view(result: dict, key: str):
     """The prediction the result view shows: for a spotted take with words, a choice between the loudest second
-    (what a take is answered on) and each spotted word's own second, answered by every model on demand."""
+    (what a take is answered on) and each spotted word's own second, answered by every model on demand.
+
+    A word whose second is the loudest one is offered once, as "cat at 0.3 s (the loudest)", and a take whose only
+    word is the loudest offers no choice: "the loudest second" beside that word named the same second twice.
+    """
     prediction, spotted = result["prediction"], in_recording(result)
-    if not spotted:
+    loudest = next((i for i, s in enumerate(spotted) if abs(s.at_s - prediction.window.start_s) < 0.5), None)
+    choices: list[int | None] = ([] if loudest is not None else [None]) + list(range(len(spotted)))  # None: loudest
+    if len(choices) < 2:
         return prediction
-    names = ["the loudest second"] + [f"{s.word} at {s.at_s:.1f} s" for s in spotted]
+
+    def name(i: int | None) -> str:
+        if i is None:
+            return "the loudest second"
+        return f"{spotted[i].word} at {spotted[i].at_s:.1f} s" + (" (the loudest)" if i == loudest else "")
+
     chosen = st.radio(
-        "Show the models' answers for", range(len(names)), format_func=names.__getitem__, key=key, horizontal=True
+        "Show the models' answers for",
+        choices,
+        index=choices.index(loudest),
+        format_func=name,
+        key=key,
+        horizontal=True,
     )
-    if not chosen:
+    if chosen is None or chosen == loudest:
         return prediction
-    said, views = spotted[chosen - 1], result.setdefault("views", {})
+    said, views = spotted[chosen], result.setdefault("views", {})
     if chosen not in views:
         views[chosen] = get_predictor().predict_span(prediction.clip, said.at_s, said.end_s)
     return views[chosen]
@@ -346,6 +373,15 @@ def players(clip, window) -> None:
     left.audio(whole, format="audio/wav")
     right.caption(f"What the models hear: {window.start_s:.2f}–{window.end_s:.2f} s")
     right.audio(to_wav_bytes(window.samples), format="audio/wav")
+
+
+def model_cards(prediction, right: dict[str, bool] | None, key: str) -> None:
+    """Every model's card for ``prediction`` (marked right or wrong where the true word is known)."""
+    in_groups(
+        prediction.answers,
+        lambda a: model_card(a, prediction.no_speech, None if right is None else right[a.name]),
+        key=key,
+    )
 
 
 def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
@@ -402,14 +438,21 @@ def _latencies(models_dir: str, stamp: float, data_dir: str, data_stamp: float) 
 def comparison_columns(rows: list[dict]) -> dict:
     """Titles and number formats in ``st.dataframe`` for rows keyed like :func:`kws.insights.comparison_rows`
     (the Compare table, and :func:`kws.modelsets.compare_rows` on the Retrain page)."""
-    from kws.insights import COLUMN_TITLES
+    from kws.insights import column_help, column_title
 
     keys = list(rows[0]) if rows else []
-    titles = {k: COLUMN_TITLES.get(k, k.replace("acc_", "") + " accuracy") for k in keys}
     formats = {"params": "localized", "latency_ms": "%.1f", "train_s": "%.0f"}
     formats |= {k: "percent" for k in keys if k in ("accuracy", "overfit_gap") or k.startswith("acc_")}
-    config: dict = {k: st.column_config.NumberColumn(titles[k], format=f) for k, f in formats.items() if k in titles}
-    return {**titles, **config, "model": st.column_config.TextColumn(titles.get("model", "model"), pinned=True)}
+    config: dict = {}
+    for k in keys:
+        label, tip = column_title(k), column_help(k)
+        if k == "model":
+            config[k] = st.column_config.TextColumn(label, pinned=True)
+        elif k in formats:
+            config[k] = st.column_config.NumberColumn(label, help=tip, format=formats[k])
+        else:
+            config[k] = st.column_config.Column(label, help=tip)
+    return config
 
 
 def latencies() -> tuple[dict[str, float], str]:

@@ -29,9 +29,10 @@ try:
 except ModelStoreError as err:
     latency, timed_on = {}, f"nothing (the models could not be loaded: {err})"
 rows = insights.comparison_rows(infos, latency)
+scores, training = insights.split_table(rows)
 
 st.subheader("Every model")
-st.dataframe(rows, hide_index=True, column_config=ui.comparison_columns(rows))
+st.dataframe(scores, hide_index=True, column_config=ui.comparison_columns(scores))
 st.caption(
     "From each model's saved metadata: accuracy on the speaker-disjoint test split (no test speaker was heard "
     f"in training). Latency: median per clip (finding the word, MFCCs, one forward pass), timed on {timed_on}."
@@ -44,10 +45,12 @@ ui.in_groups(
     lambda i: st.plotly_chart(
         plots.confusion_heatmap(i.meta["confusion"], i.labels, title=i.name), key=f"compare_confusion_{i.name}"
     ),
+    key="compare_confusions",
     border=False,
 )
 
-st.subheader("Training curves")
+st.subheader("Training")
+st.dataframe(training, hide_index=True, column_config=ui.comparison_columns(training))
 shown = st.multiselect("Models", names, default=insights.default_curve_models(names), key="compare_curves")
 curves = insights.histories(infos, shown)
 ui.training_curves(curves, key="compare_curves")

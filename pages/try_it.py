@@ -12,7 +12,7 @@ from kws.audio import load_audio
 from kws.config import data_dir
 from kws.dataset import missing_message
 from kws.examples import graded, pick
-from kws.ui import example_clips, in_groups, is_new_file, model_card
+from kws.ui import example_clips, is_new_file
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
@@ -102,4 +102,4 @@ mfcc_tab.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.
 mel_tab.plotly_chart(plots.log_mel_heatmap(prediction.features, prediction.feature_settings))
 ui.players(prediction.clip, prediction.window)
 
-in_groups(prediction.answers, lambda a: model_card(a, prediction.no_speech, None if right is None else right[a.name]))
+ui.model_cards(prediction, right, key="tryit_cards")

@@ -292,6 +292,26 @@ def boxes_of(page: Any, key: str) -> list[tuple[int, int, int]]:
     ]
 
 
+def rows_of(page: Any, selector: str) -> list[int]:
+    """How many elements matching ``selector`` stand in each row, top to bottom (rows by the elements' tops)."""
+    tops = page.evaluate(
+        f"""() => [...document.querySelectorAll("{selector}")].map(e => Math.round(e.getBoundingClientRect().top))"""
+    )
+    return [tops.count(top) for top in sorted(set(tops))]
+
+
+def tables_scrolled(page: Any) -> list[tuple[int, int]]:
+    """(drawn width, room) in px of each ``st.dataframe`` too wide for its room, which the reader must scroll
+    sideways to see the rest of (the grid is drawn on a canvas, so no text is cut to "…" to find)."""
+    return [
+        tuple(pair)
+        for pair in page.evaluate(
+            """() => [...document.querySelectorAll("[data-testid='stDataFrame'] .dvn-scroller")]
+                .map(s => [s.scrollWidth, s.clientWidth]).filter(([drawn, room]) => drawn > room + 1)"""
+        )
+    ]
+
+
 def text_cut_off(page: Any, selector: str) -> list[str]:
     """Texts under ``selector`` that their element cuts short with an ellipsis (a label squeezed to "Spot wo…")."""
     return page.evaluate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 
@@ -45,6 +46,14 @@ def test_missing_path(tmp_path) -> None:
 def test_folder_is_not_audio(tmp_path) -> None:
     with pytest.raises(NotAudioError, match="is a folder, not an audio file"):
         load_audio(tmp_path)
+
+
+def test_pipe_is_refused_without_reading(tmp_path) -> None:
+    """A named pipe would block the reader forever (nobody writes to it): refused, not opened."""
+    fifo = tmp_path / "clip.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAudioError, match="not a regular file"):
+        load_audio(fifo)
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,24 @@ def test_comparison_rows_come_from_metadata_one_per_model() -> None:
     assert set(insights.COLUMN_TITLES) - {"set", "test_clips"} <= set(a)  # those two: Retrain's table only
 
 
+def test_split_table_keeps_every_column_once_and_the_model_in_both() -> None:
+    rows = insights.comparison_rows([fake_info("a"), fake_info("b")], {"a": 1.5})
+    scores, training = insights.split_table(rows)
+    assert [r["model"] for r in scores] == [r["model"] for r in training] == ["a", "b"]
+    assert list(training[0]) == ["model", *insights.TRAINING_COLUMNS]
+    assert set(scores[0]) | set(training[0]) == set(rows[0]) and set(scores[0]) & set(training[0]) == {"model"}
+    assert [k for k in scores[0] if k.startswith("acc_")] == ["acc_bed", "acc_happy", "acc_cat"]  # label order
+    assert scores[0]["latency_ms"] == 1.5 and training[1]["train_s"] == rows[1]["train_s"]
+
+
+def test_every_comparison_column_has_a_title_and_the_numbers_say_what_they_are() -> None:
+    rows = insights.comparison_rows([fake_info("a")], {"a": 1.5})
+    assert [insights.column_title(k) for k in ("acc_bed", "acc_cat", "accuracy")] == ["bed", "cat", "test accuracy"]
+    assert "'happy'" in insights.column_help("acc_happy")  # a header of one word needs its tooltip
+    unexplained = [k for k in rows[0] if k not in ("model", "architecture") and not insights.column_help(k)]
+    assert unexplained == []
+
+
 def test_comparison_rows_of_the_shipped_models() -> None:
     from kws.store import list_models
 

@@ -43,16 +43,18 @@ def charts(at: AppTest, key_prefix: str) -> list[dict]:
 def check_metadata_parts(at: AppTest) -> None:
     """Table, confusions, curves and scatter: the parts that need no dataset."""
     names = model_names()
-    table = at.main.dataframe[0].value
-    assert list(table["model"]) == names  # one row per model of the active set, in the store's order
-    for column in ("architecture", "params", "size_kb", "accuracy", "latency_ms", "train_s", "preset"):
+    table, training = at.main.dataframe[0].value, at.main.dataframe[1].value
+    assert list(table["model"]) == list(training["model"]) == names  # one row per model, in the store's order
+    for column in ("architecture", "params", "size_kb", "accuracy", "latency_ms"):
         assert column in table.columns
+    assert list(training.columns) == ["model", "train_s", "epochs", "overfit_gap", "preset", "fit_on"]
     assert [f"acc_{w}" for w in LABELS] == [c for c in table.columns if c.startswith("acc_")]
     assert table["accuracy"].between(0, 1).all() and (table["params"] > 0).all()
     assert (table["latency_ms"] > 0).all()
     columns = json.loads(at.main.dataframe[0].proto.columns)
     assert columns["model"].get("pinned") is True  # the name stays in view while the wide table scrolls
     assert columns["accuracy"]["type_config"]["format"] == "percent"
+    assert columns["acc_bed"]["label"] == "bed" and "'bed'" in columns["acc_bed"]["help"]  # the header says the rest
 
     confusions = charts(at, "compare_confusion_")
     assert len(confusions) == len(names)
@@ -99,7 +101,7 @@ def test_the_clips_perceptron_gets_wrong(data_dir: Path) -> None:
     assert summary.startswith("**perceptron** gets **")
     wrong = int(summary.split("**")[3])
     assert wrong > 0  # the linear model makes mistakes
-    mistakes = at.main.dataframe[1].value
+    mistakes = at.main.dataframe[2].value
     assert len(mistakes) == wrong
     assert list(mistakes.columns) == ["clip", "true word", *names]  # what every model said
     assert all("✗" in said for said in mistakes["perceptron"])
@@ -110,7 +112,7 @@ def test_the_clips_perceptron_gets_wrong(data_dir: Path) -> None:
     for i in range(shown):
         detail = at.main.markdown[1 + i].value
         assert "true word **" in detail and "perceptron said **" in detail
-        answers = at.main.dataframe[2 + i].value
+        answers = at.main.dataframe[3 + i].value
         assert list(answers["model"]) == names
         true_word = detail.split("true word **")[1].split("**")[0]
         assert not answers.set_index("model").loc["perceptron", "right"]

@@ -155,12 +155,20 @@ def test_a_spotted_take_keeps_its_words_after_stop(try_it: AppTest, known_clips)
     loudest = min((first, second), key=lambda s: abs(s.at_s - heard))
     assert try_it.subheader[0].value == f"Most models say: {loudest.word}"
     assert abs(heard - loudest.at_s) < 0.3 and outlined == spans
-    assert try_it.radio(key="tryit_view").options == ["the loudest second", *words.replace("**", "").split(", ")]
+    view = try_it.radio(key="tryit_view")  # the loudest second is one of the words: offered once, as that word
+    names = [f"{s.word} at {s.at_s:.1f} s" + " (the loudest)" * (s is loudest) for s in (first, second)]
+    assert view.options == names and view.value == (loudest is second)
     other = second if loudest is first else first
-    try_it.radio(key="tryit_view").set_value(1 + (other is second)).run()  # the other word's own second
+    view.set_value(other is second).run()  # the other word's own second
     heard, outlined = waveform_shapes(try_it)
     assert try_it.subheader[0].value == f"Most models say: {other.word}"
     assert heard == pytest.approx(other.at_s) and outlined == spans
+
+    try_it.session_state["tryit_result"]["spotted"] = [other]  # had the spotter missed the loudest word
+    try_it.run()
+    view = try_it.radio(key="tryit_view")
+    assert view.options == ["the loudest second", f"{other.word} at {other.at_s:.1f} s"] and view.value is None
+    assert try_it.subheader[0].value == f"Most models say: {loudest.word}"
 
 
 def test_a_word_spotted_after_the_recording_cap_is_listed_but_not_offered(try_it: AppTest, known_clips) -> None:
@@ -174,7 +182,7 @@ def test_a_word_spotted_after_the_recording_cap_is_listed_but_not_offered(try_it
     first, second = stop_spotted_take(try_it, stream, max_seconds=2.5)
     assert (first.word, second.word) == (early, late) and first.end_s < 2.5 < second.at_s
     assert f"2 words: **{early}** at {first.at_s:.1f} s, **{late}** at {second.at_s:.1f} s" in text_of(try_it)
-    assert try_it.radio(key="tryit_view").options == ["the loudest second", f"{early} at {first.at_s:.1f} s"]
+    assert [r for r in try_it.radio if r.key == "tryit_view"] == []  # one word left, the loudest: nothing to choose
     assert [x0 for x0, _ in waveform_shapes(try_it)[1]] == [pytest.approx(first.at_s)]
 
 
