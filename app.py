@@ -6,6 +6,7 @@ import logging
 
 import streamlit as st
 
+from kws import ui
 from kws.config import DATASET_ATTRIBUTION
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -24,4 +25,5 @@ with st.sidebar:
     st.markdown("**Keyword Studio** · say *bed*, *happy* or *cat*")
     st.caption(f"Data: {DATASET_ATTRIBUTION}.")
 
+ui.warm_up()  # models load while the visitor reads the first page, not when they first press a button
 st.navigation(pages).run()

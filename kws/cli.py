@@ -25,6 +25,7 @@ from typing import Any
 from kws import config
 
 logger = logging.getLogger(__name__)
+SKIPPED_SHOWN = 5  # unreadable clips named in evaluate's warning; --json lists every one
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -259,8 +260,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate.evaluate(models_dir, args.data_dir, args.split, progress=_StageReport())
     rows = evaluate.table(result, models_dir)
-    if result.skipped:
-        logger.warning("%d unreadable clip(s) were skipped", len(result.skipped))
+    if result.skipped:  # which ones and why: a count alone leaves the user to hunt for them
+        shown = "; ".join(f"{path}: {reason}" for path, reason in result.skipped[:SKIPPED_SHOWN])
+        more = len(result.skipped) - SKIPPED_SHOWN
+        logger.warning(
+            "%d unreadable clip(s) were skipped: %s%s", len(result.skipped), shown, f"; and {more} more" * (more > 0)
+        )
     n = len(result.y_true)
     if args.json:
         _print_json(

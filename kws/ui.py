@@ -7,6 +7,8 @@ the key includes the folder's modification time, so a retrained set is picked up
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,53 @@ def get_predictor():
     """The predictor of the active model set, loaded once per server."""
     models_dir = active_models_dir()
     return _predictor(str(models_dir), _dir_stamp(models_dir))
+
+
+def warm_up() -> None:
+    """Load the active models, then score them on the test split, in the background, once per server, as soon as
+    any page is opened.
+
+    The first visit to Try it took ~13 s (TensorFlow's import and six models compiled), and the first to Compare
+    ~9 s more (every test clip scored), often while a visitor was still reading Home. A page that needs them
+    meanwhile waits for the same computation (Streamlit computes each cached value once) rather than starting
+    its own. Not under AppTest, where every run is a fresh server and a thread would outlive its test.
+    """
+    from streamlit import config
+
+    if not config.get_option("global.appTest"):
+        _warm_up_thread()
+
+
+_WARM_UP_THREAD = "kws-warm-up"
+
+
+def _not_from_warm_up(record: logging.LogRecord) -> bool:
+    """Drop Streamlit's "missing ScriptRunContext" warning for the warm-up thread, which has no page by design
+    (each cached call warned; the warning still tells when another thread calls ``st.*`` by mistake)."""
+    return record.threadName != _WARM_UP_THREAD
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_thread() -> threading.Thread:
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_not_from_warm_up)
+    thread = threading.Thread(target=_warm_up, name=_WARM_UP_THREAD, daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up() -> None:
+    from kws.dataset import DatasetMissingError
+
+    start = time.monotonic()
+    try:
+        get_predictor()
+        logger.info("warm-up: models loaded in %.1f s", time.monotonic() - start)
+        evaluation("test")
+        logger.info("warm-up: test split scored, %.1f s in all", time.monotonic() - start)
+    except (store.ModelStoreError, DatasetMissingError) as err:  # the page that needs them says so, in its place
+        logger.info("warm-up stopped: %s", err)
+    except Exception:
+        logger.exception("warm-up failed; pages will load what they need themselves")
 
 
 def cannot_load(err: store.ModelStoreError) -> str:

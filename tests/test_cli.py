@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -191,11 +192,16 @@ def test_predict_text(files, with_shipped, capsys) -> None:
         assert out.count(f"  {m.name} ") == 2
 
 
-def test_evaluate_markdown_and_json(tmp_path, with_shipped, monkeypatch, capsys) -> None:
+def test_evaluate_markdown_and_json(tmp_path, with_shipped, monkeypatch, capsys, caplog) -> None:
+    """A broken clip in the folder is skipped and named with its reason, not just counted."""
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
     make_dataset(tmp_path / "data")
+    broken = tmp_path / "data" / "bed" / "ffffffff_nohash_0.wav"
+    broken.write_bytes(b"not audio at all" * 10)
     base = ["evaluate", "--data-dir", str(tmp_path / "data"), "--models-dir", str(with_shipped), "--split", "all"]
-    assert cli.main(base) == 0
+    with caplog.at_level(logging.WARNING, logger="kws.cli"):
+        assert cli.main(base) == 0
+    assert f"1 unreadable clip(s) were skipped: {broken}: This is not an audio file" in caplog.text
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("|")]
     assert lines[0] == "| Model | Architecture | Preset | Params | Size | Accuracy | bed | happy | cat |"
@@ -203,6 +209,7 @@ def test_evaluate_markdown_and_json(tmp_path, with_shipped, monkeypatch, capsys)
     assert cli.main([*base, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["split"] == "all" and doc["clips"] == 18
+    assert [d["path"] for d in doc["skipped"]] == [str(broken)]
     assert [r["model"] for r in doc["models"]] == [m.name for m in shipped_models()]
 
 

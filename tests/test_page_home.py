@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -57,3 +58,57 @@ def test_config_keeps_security_defaults_and_an_upload_limit() -> None:
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["enableXsrfProtection"] is True
     assert 1 <= config["server"]["maxUploadSize"] <= 50
+
+
+def test_under_apptest_the_app_starts_no_warm_up(monkeypatch) -> None:
+    """Every AppTest run is a fresh server: a background load would outlive its test (see test_browser.py for
+    the warm-up on a real server)."""
+    from kws import ui
+
+    started = []
+    monkeypatch.setattr(ui, "_warm_up_thread", lambda: started.append(True))
+    open_home()
+    assert started == []
+
+
+def test_warm_up_loads_the_models_then_scores_the_test_split(monkeypatch, caplog) -> None:
+    from kws import ui
+
+    done = []
+    monkeypatch.setattr(ui, "get_predictor", lambda: done.append("models"))
+    monkeypatch.setattr(ui, "evaluation", lambda split: done.append(split))
+    with caplog.at_level(logging.INFO, logger="kws.ui"):
+        ui._warm_up()
+    assert done == ["models", "test"]
+    assert "warm-up: models loaded" in caplog.text and "warm-up: test split scored" in caplog.text
+
+
+def test_warm_up_without_a_dataset_or_with_broken_models_stops_without_raising(monkeypatch, caplog) -> None:
+    """The pages say what is missing, in their place; the thread only logs it."""
+    from kws import ui
+    from kws.dataset import DatasetMissingError
+
+    def no_data(split: str) -> None:
+        raise DatasetMissingError("no dataset here")
+
+    def broken() -> None:
+        raise RuntimeError("something unexpected")
+
+    monkeypatch.setattr(ui, "get_predictor", lambda: None)
+    monkeypatch.setattr(ui, "evaluation", no_data)
+    with caplog.at_level(logging.INFO, logger="kws.ui"):
+        ui._warm_up()
+        assert "warm-up stopped: no dataset here" in caplog.text
+        monkeypatch.setattr(ui, "get_predictor", broken)
+        ui._warm_up()
+    assert "warm-up failed" in caplog.text and "something unexpected" in caplog.text
+
+
+def test_only_the_warm_up_threads_missing_context_warning_is_dropped() -> None:
+    from kws import ui
+
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "missing ScriptRunContext!", None, None)
+    record.threadName = "kws-warm-up"
+    assert not ui._not_from_warm_up(record)
+    record.threadName = "webrtc-callback"  # any other thread calling st.* still warns
+    assert ui._not_from_warm_up(record)
