@@ -434,7 +434,7 @@ def model_cards(prediction, right: dict[str, bool] | None, key: str) -> None:
 
 
 def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
-    """One model's answer: word, confidence, probabilities on the shared 0-1 scale, latency, size.
+    """One model's answer: word, confidence, probabilities on the shared 0-1 scale, architecture, latency, size.
 
     With no speech detected the word and bars are withheld: a model always picks some label, which would
     read as a claim that a word was heard.
@@ -444,7 +444,6 @@ def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
     # Material icons come with Streamlit's own font: they render even where the system has no emoji font
     mark = "" if correct is None else (" :green[:material/check_circle:]" if correct else " :red[:material/cancel:]")
     st.markdown(f"**{answer.name}**{mark}")
-    st.caption(answer.architecture)
     if no_speech:
         st.metric("predicted", "—", help="No speech detected: no word is named.")
     else:
@@ -452,7 +451,9 @@ def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
         st.metric("predicted", answer.word, delta=flag, delta_color="orange", delta_arrow="off")
         st.markdown(f"confidence **{answer.confidence:.0%}**")
         st.plotly_chart(probability_bars(answer.probabilities), key=f"ui_bars_{answer.name}")
-    st.caption(f"{answer.latency_ms:.1f} ms · {answer.params:,} parameters")
+    # the architecture last: "CNN, two convolutions + dropout" takes two lines, and above the word it put that
+    # card's word a line lower than its neighbours'
+    st.caption(f"{answer.architecture}  \n{answer.latency_ms:.1f} ms · {answer.params:,} parameters")
 
 
 # --- Compare and Dataset pages: cached on the model folder's and the dataset's modification times ----------

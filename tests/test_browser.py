@@ -197,6 +197,9 @@ def test_the_model_cards_keep_whole_rows(server) -> None:
             page.set_viewport_size({"width": width, "height": 900})
             page.wait_for_timeout(500)
             assert rows_of(page, f".st-key-tryit_cards {card}") == rows, width
+            # each card's word on one line with its neighbours' ("CNN, two convolutions + dropout" took two
+            # lines above it and put cnn2_dropout's word a line lower than lstm's and best's)
+            assert rows_of(page, ".st-key-tryit_cards [data-testid='stMetric']") == rows, width
 
 
 def test_plain_http_from_another_machine_says_the_microphone_is_blocked(server) -> None:
