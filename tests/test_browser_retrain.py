@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from browser_util import chromium_page, requires_browser, streamlit_server, wait_for_app
+from browser_util import chromium_page, requires_browser, streamlit_server, tables_scrolled, wait_for_app
 
 from kws import modelsets
 
@@ -55,6 +55,9 @@ def test_a_tiny_run_draws_live_curves_and_ends_with_the_comparison(tmp_path: Pat
         page.get_by_role("button", name="Restore the previous set (shipped)").wait_for()
         wait_for_app(page)
         page.screenshot(path=str(tmp_path / "retrain.png"), full_page=True)
+        page.set_viewport_size({"width": 1366, "height": 900})  # a laptop: both tables show all their columns
+        page.wait_for_timeout(500)
+        assert tables_scrolled(page) == []
 
     # the server process switched the app to the new set, in the temporary runs folder only
     active = json.loads((runs / modelsets.ACTIVE_FILE).read_text())["set"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -59,15 +58,8 @@ def test_list_sets_ignores_staging_and_foreign_folders(runs: Path) -> None:
     rows = modelsets.set_rows()
     assert [r["in use"] for r in rows] == ["✓", "", ""]
     assert rows[1]["test clips"] == 6
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", rows[1]["created"])  # whole, not cut mid-seconds
+    assert list(rows[1]) == ["set", "in use", "models", "features", "mean test accuracy", "test clips"]
     assert 0 < rows[1]["mean test accuracy"] <= 1  # a share; the page shows it as a percentage
-
-
-def test_created_reads_as_a_date_and_minute_and_survives_odd_metadata() -> None:
-    assert modelsets._when("2026-11-25T01:17:54+00:00") == "2026-11-25 01:17 UTC"
-    assert modelsets._when("2026-11-25T02:17:54+01:00") == "2026-11-25 01:17 UTC"
-    assert modelsets._when("2026-11-25T01:17:54") == "2026-11-25 01:17"
-    assert modelsets._when("yesterday") == "yesterday"
 
 
 def test_adopt_then_restore_walks_back_to_the_shipped_models(runs: Path) -> None:
