@@ -259,6 +259,19 @@ CARD_WIDTH = 220
 _GAP_PX = 16  # Streamlit's "small" gap (1rem)
 
 
+def _below_width(key: str, rules: dict[int, str]) -> None:
+    """The app's CSS: for the keyed container ``key``, each rule of ``rules`` applies where the container (not
+    the window) is narrower than its width in px; ``{item}`` in a rule stands for each of the row's children.
+
+    It aims at the row's own ``st-key-<key>`` class, Streamlit's documented hook for styling a keyed container,
+    and ``st.html`` of a ``<style>`` alone takes no room on the page.
+    """
+    row = f".st-key-{key}"
+    item = f"{row} > [data-testid='stLayoutWrapper']"
+    queries = "".join(f"@container (max-width: {px - 1}px) {{{rule.format(item=item)}}}" for px, rule in rules.items())
+    st.html(f"<style>{row} {{container-type: inline-size}}{queries}</style>")
+
+
 def in_groups(items: list, render: Callable[[Any], None], key: str, per_group: int = 3, border: bool = True) -> None:
     """``render(item)`` in fixed-width cards, side by side, in groups of ``per_group`` that wrap as a whole.
 
@@ -269,12 +282,7 @@ def in_groups(items: list, render: Callable[[Any], None], key: str, per_group: i
     ``display: contents`` under a container query on the row's ``st-key-<key>`` class), as in :func:`boxes`.
     """
     group_width = per_group * CARD_WIDTH + (per_group - 1) * _GAP_PX + 4  # +4: rounding must not wrap a group
-    row, group = f".st-key-{key}", f".st-key-{key} > [data-testid='stLayoutWrapper']"
-    st.html(
-        f"<style>{row} {{container-type: inline-size}}"
-        f"@container (max-width: {group_width - 1}px) {{{group}, {group} > [data-testid='stHorizontalBlock'] "
-        "{display: contents}}</style>"
-    )
+    _below_width(key, {group_width: "{item}, {item} > [data-testid='stHorizontalBlock'] {{display: contents}}"})
     with st.container(horizontal=True, gap="small", key=key):
         for start in range(0, len(items), per_group):
             with st.container(horizontal=True, gap="small", width=group_width):
@@ -298,12 +306,7 @@ def boxes(key: str, count: int) -> list:
     own ``st-key-<key>`` class (Streamlit's documented hook for styling a keyed container): a container query, so
     it follows the width the page really has, sidebar open or closed, not the window's.
     """
-    row, item = f".st-key-{key}", f".st-key-{key} > [data-testid='stLayoutWrapper']"
-    st.html(
-        f"<style>{row} {{container-type: inline-size}}"
-        f"@container (max-width: {TWO_PER_ROW_PX - 1}px) {{{item} {{flex: 1 1 40%}}}}"
-        f"@container (max-width: {ONE_PER_ROW_PX - 1}px) {{{item} {{flex: 1 1 100%}}}}</style>"
-    )
+    _below_width(key, {TWO_PER_ROW_PX: "{item} {{flex: 1 1 40%}}", ONE_PER_ROW_PX: "{item} {{flex: 1 1 100%}}"})
     with st.container(horizontal=True, key=key):
         return [st.container(border=True, height="stretch") for _ in range(count)]
 
