@@ -62,7 +62,10 @@ COLUMN_HELP: dict[str, str] = {
     "latency_ms": "Median time to answer one clip: finding the word, MFCCs and one forward pass",
     "train_s": "Wall-clock seconds the training run took on the machine that trained it",
     "epochs": "Passes over the training clips before training stopped",
-    "overfit_gap": "Training minus validation accuracy at the last epoch: how much it learnt its speakers by heart",
+    "overfit_gap": (
+        "Training minus validation accuracy at the last epoch, in percentage points: how much it learnt its speakers"
+        " by heart. A refit on train + validation has no validation speakers left, so no gap"
+    ),
     "preset": "The feature settings the model was trained on (and is always fed)",
     "fit_on": "The dataset splits it learnt from; a final refit also learnt the validation speakers",
 }
@@ -126,7 +129,16 @@ def split_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]]
     and hid the latency; the training columns sit better beside the training curves anyway."""
     scores = [{k: v for k, v in row.items() if k not in TRAINING_COLUMNS} for row in rows]
     training = [{"model": row["model"], **{k: row[k] for k in TRAINING_COLUMNS if k in row}} for row in rows]
+    for row in training:
+        if "overfit_gap" in row:
+            row["overfit_gap"] = gap_text(row["overfit_gap"])
     return scores, training
+
+
+def gap_text(gap: float | None) -> str:
+    """The overfitting gap as a reader takes it: "+1.2 pts" (a difference of two accuracies is in points, not
+    percent), and "— (refit)" where there is no validation curve, which the table showed as "None"."""
+    return "— (refit)" if gap is None else f"{gap * 100:+.1f} pts"
 
 
 def histories(infos: Sequence[ModelInfo], names: Sequence[str] | None = None) -> dict[str, dict[str, list[float]]]:

@@ -495,7 +495,7 @@ def comparison_columns(rows: list[dict]) -> dict:
 
     keys = list(rows[0]) if rows else []
     formats = {"params": "localized", "latency_ms": "%.1f", "train_s": "%.0f"}
-    formats |= {k: "percent" for k in keys if k in ("accuracy", "overfit_gap") or k.startswith("acc_")}
+    formats |= {k: "percent" for k in keys if k == "accuracy" or k.startswith("acc_")}
     config: dict = {}
     for k in keys:
         label, tip = column_title(k), column_help(k)

@@ -58,6 +58,12 @@ def test_split_table_keeps_every_column_once_and_the_model_in_both() -> None:
     assert set(scores[0]) | set(training[0]) == set(rows[0]) and set(scores[0]) & set(training[0]) == {"model"}
     assert [k for k in scores[0] if k.startswith("acc_")] == ["acc_bed", "acc_happy", "acc_cat"]  # label order
     assert scores[0]["latency_ms"] == 1.5 and training[1]["train_s"] == rows[1]["train_s"]
+    assert training[0]["overfit_gap"] == insights.gap_text(rows[0]["overfit_gap"])
+
+
+def test_the_gap_reads_in_points_and_a_refit_has_none() -> None:
+    assert [insights.gap_text(g) for g in (0.19, -0.0062, 0.0)] == ["+19.0 pts", "-0.6 pts", "+0.0 pts"]
+    assert insights.gap_text(None) == "— (refit)"  # no validation speakers left: not "None"
 
 
 def test_every_comparison_column_has_a_title_and_the_numbers_say_what_they_are() -> None:

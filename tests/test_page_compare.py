@@ -48,6 +48,9 @@ def check_metadata_parts(at: AppTest) -> None:
     for column in ("architecture", "params", "size_kb", "accuracy", "latency_ms"):
         assert column in table.columns
     assert list(training.columns) == ["model", "train_s", "epochs", "overfit_gap", "preset", "fit_on"]
+    refits = training["fit_on"] == "train + validation"
+    assert (training["overfit_gap"][refits] == "— (refit)").all()
+    assert training["overfit_gap"][~refits].str.fullmatch(r"[+-]\d+\.\d pts").all()
     assert [f"acc_{w}" for w in LABELS] == [c for c in table.columns if c.startswith("acc_")]
     assert table["accuracy"].between(0, 1).all() and (table["params"] > 0).all()
     assert (table["latency_ms"] > 0).all()
