@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kws import config, dataset, features, store
+
+if TYPE_CHECKING:
+    from kws.inference import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +65,19 @@ def evaluate(
     data_dir: str | Path | None = None,
     split: str = "test",
     progress: dataset.Progress | None = None,
+    models: Sequence[LoadedModel] | None = None,
 ) -> Evaluation:
     """Score every model in ``models_dir`` on ``split`` ("test", "validation", "train" or "all") of a dataset.
 
     Each model gets features made with its own saved settings (one read of the clips for all of them).
+    ``models``: those of ``models_dir`` already loaded (the app's cached predictor holds them), so they are not
+    loaded and compiled a second time.
     """
     from kws.inference import load_models
 
     if split not in (*dataset.SPLITS, "all"):
         raise ValueError(f"unknown split {split!r}; choose from: {', '.join((*dataset.SPLITS, 'all'))}")
-    models = load_models(models_dir)
+    models = load_models(models_dir) if models is None else models
     by_settings = dataset.load_feature_sets([m.settings for m in models], data_dir, progress)
     any_set = next(iter(by_settings.values()))
     mask = np.ones(len(any_set.y), bool) if split == "all" else any_set.splits == split

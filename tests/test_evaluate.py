@@ -76,6 +76,24 @@ def test_evaluate_tiny_folder(tiny_real) -> None:
 
 
 @pytest.mark.skipif(not have_shipped_models(), reason="no shipped models in models/")
+def test_models_already_loaded_are_used_not_loaded_again(tiny_real, predictor, monkeypatch) -> None:
+    """The app hands in its cached predictor's models: the scores are the same, and nothing is loaded."""
+    from kws import inference
+
+    root, split = tiny_real
+    expected = evaluate.evaluate(config.SHIPPED_MODELS_DIR, root, split)
+
+    def no_loading(models_dir):
+        raise AssertionError("models were loaded again")
+
+    monkeypatch.setattr(inference, "load_models", no_loading)
+    given = evaluate.evaluate(config.SHIPPED_MODELS_DIR, root, split, models=predictor.models)
+    assert list(given.predictions) == list(expected.predictions)
+    for name, probs in expected.predictions.items():
+        np.testing.assert_allclose(given.predictions[name], probs, atol=1e-5)
+
+
+@pytest.mark.skipif(not have_shipped_models(), reason="no shipped models in models/")
 def test_unknown_split(tiny_real) -> None:
     root, _ = tiny_real
     with pytest.raises(ValueError, match="unknown split"):
