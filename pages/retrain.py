@@ -68,9 +68,9 @@ elif counts is not None:
         + ", ".join(f"{split} {n:,}" for split, n in counts.items())
         + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else "")
     )
-    models = st.multiselect(
-        "Models", list(zoo.ZOO), list(jobs.DEFAULT_MODELS), format_func=lambda n: f"{n}: {zoo.ARCHITECTURES[n]}",
-        key="retrain_models",
+    models = st.pills(
+        "Models", list(zoo.ZOO), selection_mode="multi", default=list(jobs.DEFAULT_MODELS), wrap=True,
+        format_func=lambda n: f"{n}: {zoo.ARCHITECTURES[n]}", key="retrain_models",
     )  # fmt: skip
     col1, col2, col3, col4 = st.columns(4)
     preset = col1.radio("Features", list(PRESETS), key="retrain_preset", help="lecture: 11 frames x 20 MFCCs")

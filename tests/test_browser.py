@@ -42,6 +42,7 @@ LEAD_S, TAIL_S = 2.0, 3.0  # the fake mic loops: 2 s silence, the word (1 s), 3 
 RECORD_MS = 7_500
 RESULT_TIMEOUT_MS = 120_000  # a fresh server loads and compiles every model first
 LAPTOP = {"width": 1366, "height": 900}  # a common laptop screen: the main area is ~900 px beside the sidebar
+PHONE = {"width": 420, "height": 2600}  # a phone held upright (the sidebar folds away); tall, so every chart draws
 QUIET_DB = -30  # the known clip peaks near -3 dBFS: a quieter take means the word was missed
 BLOCKED = "Browsers give the microphone only"  # the start of kws.mic.microphone_blocked's warning
 
@@ -249,8 +250,9 @@ def test_https_from_another_machine_hears_the_live_microphone(mic_wav, tmp_path)
 def test_pages_cut_nothing_short_on_a_1024_px_screen(server, title, charts) -> None:
     """A classroom projector's 1,024 px with the sidebar open leaves the page ~560 px: no text is cut to "…" (the
     Dataset page's split metric read "79 / 1…" in a quarter-width column) and no chart is drawn past its room.
-    At 1,366 px every table shows all its columns (Retrain's list of sets was 925 px in 904). Try it has its own
-    test above."""
+    At 1,366 px every table shows all its columns (Retrain's list of sets was 925 px in 904), and at a phone's
+    420 px still no text is cut (Retrain's model picker read "cnn2_dropout: CNN, two convolutions + drop…"). Try it
+    has its own test above."""
     with chromium_page(viewport={"width": 1024, "height": 2600}) as page:  # tall: every chart on screen draws
         if title == "Home":
             page.goto(server)
@@ -265,6 +267,10 @@ def test_pages_cut_nothing_short_on_a_1024_px_screen(server, title, charts) -> N
         page.set_viewport_size(LAPTOP)  # on a laptop, no table needs scrolling sideways either
         page.wait_for_timeout(500)
         assert tables_scrolled(page) == []
+        page.set_viewport_size(PHONE)  # nor is any text cut short on a phone (Retrain's model picker was)
+        page.wait_for_timeout(500)
+        assert text_cut_off(page, "[data-testid='stMain']") == []
+        assert charts_cut_off(page) == []
 
 
 #: Six cards per row at each window width (sidebar open): one row, two rows of three (never four and two), three

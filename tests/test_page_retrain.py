@@ -53,7 +53,7 @@ def button(at: AppTest, label: str):
 
 def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> None:
     at = open_page()
-    assert at.multiselect(key="retrain_models").value == list(jobs.DEFAULT_MODELS)
+    assert at.button_group(key="retrain_models").value == list(jobs.DEFAULT_MODELS)
     assert at.number_input(key="retrain_epochs").value == jobs.DEFAULT_EPOCHS
     assert at.radio(key="retrain_preset").options == ["standard", "lecture"]
     shown = texts(at)
@@ -71,7 +71,7 @@ def test_without_dataset_the_page_says_how_to_get_it(runs: Path, tmp_path: Path,
     monkeypatch.setenv("KWS_DATA_DIR", str(empty))
     at = open_page()
     assert missing_message(empty) in [w.value for w in at.warning]
-    assert button(at, "Start training") is None and not at.multiselect
+    assert button(at, "Start training") is None and not at.button_group
     assert at.dataframe  # switching model sets needs no dataset
 
 
@@ -79,13 +79,13 @@ def test_disabled_retraining_hides_every_control(runs: Path, monkeypatch) -> Non
     monkeypatch.setenv("KWS_DISABLE_RETRAIN", "1")
     at = open_page()
     assert "turned off" in at.info[0].value and "KWS_DISABLE_RETRAIN" in at.info[0].value
-    assert not at.button and not at.multiselect and not at.number_input and not at.dataframe
+    assert not at.button and not at.button_group and not at.number_input and not at.dataframe
 
 
 @pytest.mark.slow
 def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, data_dir: Path) -> None:
     at = open_page()
-    at.multiselect(key="retrain_models").set_value(["perceptron"])
+    at.button_group(key="retrain_models").set_value(["perceptron"])
     at.number_input(key="retrain_epochs").set_value(2)
     at.text_input(key="retrain_owner").set_value("ann")
     assert at.radio(key="retrain_fit").value == "train"
