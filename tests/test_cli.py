@@ -347,6 +347,9 @@ def test_bench_train_keeps_the_models_where_asked(tmp_path, monkeypatch, capsys)
     trained = json.loads(out.read_text())["train"]
     assert list(trained["models"]) == list(config.ARCHITECTURES) and trained["max_epochs"] == 1
     assert sorted(p.stem for p in kept.glob("*.keras")) == sorted(config.ARCHITECTURES)
+    for name, row in trained["models"].items():  # to the clip: 470/475 once came out as 99.0% (4 digits kept)
+        exact = json.loads((kept / f"{name}.json").read_text())["test_accuracy"]
+        assert abs(row["test_accuracy"] - exact) < 1e-6, name
     assert "Training all 6" in capsys.readouterr().out
     assert cli.main(["evaluate", "--models-dir", str(kept), "--data-dir", str(tmp_path / "data"), "--json"]) == 0
     assert {m["model"] for m in json.loads(capsys.readouterr().out)["models"]} == set(config.ARCHITECTURES)
