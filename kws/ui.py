@@ -381,8 +381,11 @@ def spotted_view(result: dict, key: str):
     A word whose second is the loudest one is offered once, as "cat at 0.3 s (the loudest)", and a take whose only
     word is the loudest offers no choice: "the loudest second" beside that word named the same second twice.
     """
+    from kws.spotter import SAME_WORD_SECONDS  # the spotter's own rule for "the same word"
+
     prediction, spotted = result["prediction"], in_recording(result)
-    loudest = next((i for i, s in enumerate(spotted) if abs(s.at_s - prediction.window.start_s) < 0.5), None)
+    start = prediction.window.start_s
+    loudest = next((i for i, s in enumerate(spotted) if abs(s.at_s - start) < SAME_WORD_SECONDS), None)
     choices: list[int | None] = ([] if loudest is not None else [None]) + list(range(len(spotted)))  # None: loudest
     if len(choices) < 2:
         return prediction
