@@ -1,7 +1,7 @@
 """Keyword Studio benchmark: what a user waits for, measured on this machine.
 
 1. Latency: every model on one clip, features included, warm. ``Predictor.predict`` (all models in one fused
-   XLA call; also timed: the same compiled models called one by one) next to the same models called through
+   XLA call, and the voice check; also timed: the same compiled models called one by one) next to the same models called through
    ``model.predict(x)`` and plain eager ``model(x)``, each timed warm in blocks of consecutive calls that take
    turns over several rounds in one process, so that load from other programs hits all three alike.
 2. Featurizing the whole dataset: reading (decoding) alone, a cold ``load_features(use_cache=False)``, the first
@@ -178,9 +178,15 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
                 feats[m.settings] = features(m)
         return feats
 
+    from kws.segment import aperiodicity
+
+    window = predictor.features_for(samples, predictor.display_settings)[0].samples
+    unchecked = inference.Predictor(models, inference.Thresholds(no_voice=None), timing_runs=1)
     methods: dict[str, Callable[[], Any]] = {
         "features": lambda: features(models[0]),
+        "voice": lambda: aperiodicity(window),
         "all/predictor": lambda: predictor.predict(samples, 16000),
+        "all/predictor_no_voice_check": lambda: unchecked.predict(samples, 16000),
         "all/one_by_one": lambda: [m(f[m.settings]) for f in [all_features()] for m in models],
         "all/keras_predict": lambda: [
             m.model.predict(f[m.settings], verbose=0) for f in [all_features()] for m in models
@@ -221,8 +227,10 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "features_only": stats["features"],
+        "voice_check_only": stats["voice"],
         "all_models": {
             "predictor_predict": stats["all/predictor"],
+            "predictor_predict_no_voice_check": stats["all/predictor_no_voice_check"],
             "compiled_one_by_one": stats["all/one_by_one"],
             "keras_predict": stats["all/keras_predict"],
             "eager": stats["all/eager"],
@@ -247,9 +255,16 @@ def latency_markdown(r: dict[str, Any]) -> str:
         ]
     )
     head = f"Latency per clip, features included, warm; median / p90 in ms over {a['predictor_predict']['runs']} runs."
+    voice = r.get("voice_check_only")  # older results files have none
     notes = (
         f"Clip: {r['clip']}. Window + MFCC alone: {ms(r['features_only'])} ms. "
-        f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s. "
+        + (
+            f"The voice check alone (part of Predictor.predict): {ms(voice)} ms; Predictor.predict without it: "
+            f"{ms(a['predictor_predict_no_voice_check'])} ms. "
+            if voice
+            else ""
+        )
+        + f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s. "
         f"All {len(r['models'])} compiled models called one by one instead of in one fused call: "
         f"{ms(a['compiled_one_by_one'])} ms."
     )

@@ -348,6 +348,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for notice in p.clip.notices:
             print(f"  note: {notice}")
         print(p.summary)
+        if p.no_speech_reason:
+            print(f"  {p.no_speech_reason}")
         width = max(len(a.name) for a in p.answers)
         for a in p.answers:
             # no speech: no word is named, so no confidence in one either (as the app withholds both)

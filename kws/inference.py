@@ -26,7 +26,7 @@ from kws._tf import keras, tf
 from kws.audio import Clip, clip_from_array
 from kws.features import FeatureSettings, mfcc, shapes
 from kws.insights import median_latency_ms
-from kws.segment import Window, find_window
+from kws.segment import VOICE_THRESHOLD, Window, aperiodicity, find_window
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class Thresholds:
 
     #: Below this top probability an answer is flagged "low confidence".
     low_confidence: float = 0.6
+    #: Above this :func:`kws.segment.aperiodicity` a loud window has no voice, and no word is named; None: no check.
+    no_voice: float | None = VOICE_THRESHOLD
 
 
 @dataclass
@@ -133,9 +135,27 @@ class Prediction:
     features: np.ndarray  # the MFCCs of :attr:`Predictor.display_settings`, for display
     feature_settings: FeatureSettings
     answers: list[ModelAnswer]
+    #: No word is named: the window is too quiet, or loud but with no voice in it (:attr:`no_voice`).
     no_speech: bool
-    #: Wall time of this prediction: window, features and every model (decoding excluded), in ms.
+    #: Wall time of this prediction: window, features, the voice check and every model (decoding excluded), in ms.
     elapsed_ms: float = 0.0
+    #: Loud enough, but nothing in the window has a pitch: a noise, a clap or a tap, which the models, knowing
+    #: only three words, would still name (:func:`kws.segment.aperiodicity`).
+    no_voice: bool = False
+    #: :func:`kws.segment.aperiodicity` of the window; None when it is too quiet to measure or the check is off.
+    aperiodicity: float | None = None
+
+    @property
+    def no_speech_reason(self) -> str | None:
+        """Why no word is named, in one sentence for the app and CLI; None when one is."""
+        if not self.no_speech:
+            return None
+        if self.no_voice:
+            return (
+                "There is sound but no voice in it (a noise, a clap or a tap?), so no word is named. "
+                "Say the word aloud: a whisper has no voice either."
+            )
+        return "Too quiet to be a word, so no word is named. Speak closer to the microphone, or louder."
 
     def _leaders(self) -> tuple[int, list[str]]:
         """The most votes any word got and the words that got them, in label order; ``(0, [])`` with no speech."""
@@ -164,7 +184,7 @@ class Prediction:
         most models say."""
         votes, leaders = self._leaders()
         if not leaders:
-            return "No speech detected"
+            return "No voice detected" if self.no_voice else "No speech detected"
         if len(leaders) > 1:
             return f"The models are split: {' / '.join(leaders)} ({votes} each)"
         if 2 * votes <= len(self.answers):  # 3 of 6 is the most votes, not most models
@@ -178,6 +198,8 @@ class Prediction:
             "window": {"start_s": round(self.window.start_s, 3), "end_s": round(self.window.end_s, 3)},
             "level_db": round(self.window.level_db, 1),
             "no_speech": self.no_speech,
+            "no_voice": self.no_voice,
+            "aperiodicity": None if self.aperiodicity is None else round(self.aperiodicity, 3),
             "majority": self.majority,
             "split": self.split,
             "elapsed_ms": round(self.elapsed_ms, 3),
@@ -256,20 +278,43 @@ class Predictor:
         window = find_window(samples, settings)
         return window, mfcc(window.samples, settings)
 
-    def probabilities(
-        self, samples: np.ndarray
+    def _windows(self, samples: np.ndarray) -> dict[FeatureSettings, Window]:
+        """The window of 16 kHz samples under each of the models' settings, found once per rate and length."""
+        found: dict[tuple[int, int], Window] = {}
+        windows = {}
+        for s in self._settings:
+            geometry = (s.sample_rate, shapes(s).clip_samples)
+            if geometry not in found:
+                found[geometry] = find_window(samples, s)
+            windows[s] = found[geometry]
+        return windows
+
+    def _answers(
+        self, windows: dict[FeatureSettings, Window]
     ) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray]]:
-        """Windows and features per settings, and every model's probabilities, for 16 kHz samples."""
-        inputs = {s: self.features_for(samples, s) for s in self._settings}
+        inputs = {s: (w, mfcc(w.samples, s)) for s, w in windows.items()}
         if self._fused is not None:
             outputs = self._fused(*[tf.constant(inputs[s][1][None]) for s in self._settings])
             return inputs, [np.asarray(o)[0] for o in outputs]
         return inputs, [m(inputs[m.settings][1][None])[0] for m in self.models]
 
+    def probabilities(
+        self, samples: np.ndarray
+    ) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray]]:
+        """Windows and features per settings, and every model's probabilities, for 16 kHz samples."""
+        return self._answers(self._windows(samples))
+
     def predict_clip(self, clip: Clip) -> Prediction:
         """Answer a decoded clip with every model."""
         t0 = time.perf_counter()
-        inputs, outputs = self.probabilities(clip.samples)
+        windows = self._windows(clip.samples)
+        shown = self.display_settings
+        window = windows[shown]
+        limit = self.thresholds.no_voice
+        aperiodic = aperiodicity(window.samples, shown.sample_rate) if window.has_speech and limit is not None else None
+        no_voice = aperiodic is not None and aperiodic > limit
+        inputs, outputs = self._answers(windows)
+        feats = inputs[shown][1]
         elapsed = (time.perf_counter() - t0) * 1000
         answers = []
         for m, probs in zip(self.models, outputs):
@@ -287,16 +332,16 @@ class Predictor:
                     low_confidence=conf < self.thresholds.low_confidence,
                 )
             )
-        shown = self.display_settings
-        window, feats = inputs[shown]
         return Prediction(
             clip=clip,
             window=window,
             features=feats,
             feature_settings=shown,
             answers=answers,
-            no_speech=not window.has_speech,
+            no_speech=not window.has_speech or no_voice,
             elapsed_ms=elapsed,
+            no_voice=no_voice,
+            aperiodicity=aperiodic,
         )
 
     def predict_span(self, clip: Clip, start_s: float, end_s: float) -> Prediction:

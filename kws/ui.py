@@ -451,7 +451,7 @@ def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
     mark = "" if correct is None else (" :green[:material/check_circle:]" if correct else " :red[:material/cancel:]")
     st.markdown(f"**{answer.name}**{mark}")
     if no_speech:
-        st.metric("predicted", "—", help="No speech detected: no word is named.")
+        st.metric("predicted", "—", help="No word is named: see why above the cards.")
     else:
         flag = "low confidence" if answer.low_confidence else None
         st.metric("predicted", answer.word, delta=flag, delta_color="orange", delta_arrow="off")

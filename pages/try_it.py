@@ -91,7 +91,7 @@ if right is not None:
     names = ", ".join(n for n, ok in right.items() if ok) or "none"
     st.markdown(f"True word: **{result['true_word']}** · right: {names} ({sum(right.values())} of {len(right)})")
 if prediction.no_speech:
-    st.warning("Too quiet to be a word, so no word is named. Speak closer to the microphone, or louder.")
+    st.warning(prediction.no_speech_reason)
 
 wave, spectrum = st.columns(2)
 window = (prediction.window.start_s, prediction.window.end_s)

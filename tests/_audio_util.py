@@ -53,6 +53,14 @@ def word_like(seconds: float = 0.4, rate: int = RATE, seed: int = 0, amp: float 
     return (amp * x / np.abs(x).max()).astype(np.float32)
 
 
+def clap(seconds: float = 0.25, rate: int = RATE, seed: int = 0, amp: float = 0.3, decay_s: float = 0.02) -> np.ndarray:
+    """A clap or a tap on the microphone: a burst of white noise that dies away, with no pitch in it."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * rate))
+    x = rng.standard_normal(n) * np.exp(-np.arange(n) / (decay_s * rate))
+    return (amp * x / np.abs(x).max()).astype(np.float32)
+
+
 def encode(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV", subtype: str | None = None) -> bytes:
     """Encode samples (1-D or frames x channels) with soundfile."""
     buf = io.BytesIO()

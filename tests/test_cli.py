@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from _audio_util import RATE, encode, env_without, have_shipped_models, make_dataset, shipped_models, word_like
+from _audio_util import RATE, clap, encode, env_without, have_shipped_models, make_dataset, shipped_models, word_like
 
 from kws import cli, config
 
@@ -33,10 +33,11 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def files(tmp_path):
-    """A spoken-like clip, a silent clip, a text file, a truncated WAV, an empty file and a 10-sample click."""
+    """A spoken-like clip, a silent clip, a clap, a text file, a truncated WAV, an empty file and a 10-sample click."""
     paths = {
         "word": tmp_path / "word.wav",
         "silence": tmp_path / "silence.flac",
+        "clap": tmp_path / "clap.wav",
         "text": tmp_path / "notes.wav",
         "cut": tmp_path / "cut.wav",
         "empty": tmp_path / "empty.wav",
@@ -46,6 +47,7 @@ def files(tmp_path):
     clip[4000:12000] = word_like(0.5, seed=4)
     sf.write(paths["word"], clip, RATE)
     sf.write(paths["silence"], np.zeros(RATE, np.float32), RATE, format="FLAC")
+    sf.write(paths["clap"], np.concatenate([np.zeros(RATE // 2, np.float32), clap(0.3)]), RATE)
     paths["text"].write_text("this is not audio\n" * 20)
     paths["cut"].write_bytes(encode(clip)[:2000])
     paths["empty"].write_bytes(b"")
@@ -162,7 +164,7 @@ def test_predict_answers_the_readable_files_and_exits_2_for_the_rest(files, with
     assert err.splitlines() == [f"error: {names[1]}: This is not an audio file we can read (WAV, FLAC, OGG or MP3)."]
     assert out.startswith(f"{names[0]}: ") and f"\n{names[2]}: " in out and names[1] not in out
     assert re.search(VERDICT, out, re.MULTILINE) and "No speech detected" in out
-    silent = out.split(f"\n{names[2]}: ")[1].splitlines()[2:-1]  # one line per model
+    silent = out.split(f"\n{names[2]}: ")[1].splitlines()[3:-1]  # one line per model, after the verdict and why
     assert silent and all(line.split()[1:3] == ["-", "-"] for line in silent)  # no word, so no confidence in one
 
     assert cli.main(["predict", *names, "--json"]) == 2
@@ -181,6 +183,23 @@ def test_predict_with_no_readable_file_says_why_for_each(files, capsys) -> None:
     lines = err.splitlines()
     assert [line.split(": ")[1] for line in lines] == names
     assert "not an audio file" in lines[0] and "empty" in lines[1] and "truncated" in lines[2]
+
+
+def test_predict_says_why_no_word_is_named(files, with_shipped, capsys) -> None:
+    assert cli.main(["predict", str(files["clap"]), str(files["silence"])]) == 0
+    clap_out, silence_out = capsys.readouterr().out.split(f"\n{files['silence']}: ")
+    assert clap_out.splitlines()[1:3] == [
+        "No voice detected",
+        "  There is sound but no voice in it (a noise, a clap or a tap?), so no word is named. "
+        "Say the word aloud: a whisper has no voice either.",
+    ]
+    assert silence_out.splitlines()[1:3] == [
+        "No speech detected",
+        "  Too quiet to be a word, so no word is named. Speak closer to the microphone, or louder.",
+    ]
+    assert cli.main(["predict", str(files["clap"]), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"] == "No voice detected" and doc["no_voice"] is True and doc["majority"] is None
 
 
 def test_predict_text(files, with_shipped, capsys) -> None:
@@ -327,9 +346,10 @@ def test_bench_smoke(tmp_path, with_shipped, monkeypatch, capsys) -> None:
     results = json.loads(out.read_text())
     latency = results["latency"]
     assert latency["models"] == [m.name for m in shipped_models()]
-    for method in ("predictor_predict", "keras_predict", "eager"):
+    for method in ("predictor_predict", "predictor_predict_no_voice_check", "keras_predict", "eager"):
         stats = latency["all_models"][method]
         assert stats["runs"] == 3 and 0 < stats["median_ms"] <= stats["p90_ms"]
+    assert 0 < latency["voice_check_only"]["median_ms"] and "The voice check alone" in printed
     assert results["dataset"]["clips"] == 18 and results["dataset"]["cache_hit_s"] > 0
     assert "model.predict(x)" in printed and "cache hit" in printed
     assert not list((tmp_path / "cache").glob("*"))  # the benchmark used a cache folder of its own

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from _audio_util import RATE, have_shipped_models, real_data_dir, shipped_models, word_like
+from _audio_util import RATE, clap, have_shipped_models, real_data_dir, shipped_models, word_like
 
 from kws.config import LABELS
 
@@ -77,6 +77,20 @@ def test_prediction_fields(predictor) -> None:
     assert p.features.shape == shapes(p.feature_settings).input_shape
 
 
+def test_every_model_gets_the_one_feature_paths_input(predictor) -> None:
+    """The predictor finds a window once for settings that share a rate and a length; each model's input is
+    still exactly what the one feature path gives for its own settings, and its answer what it alone says."""
+    x = np.zeros(3 * RATE, np.float32)
+    x[int(0.7 * RATE) : int(0.7 * RATE) + int(0.5 * RATE)] = word_like(0.5, seed=9)
+    inputs, outputs = predictor.probabilities(x)
+    assert len({m.settings for m in predictor.models}) > 1  # the shipped perceptron's are its own
+    for m, probs in zip(predictor.models, outputs):
+        window, feats = predictor.features_for(x, m.settings)
+        np.testing.assert_array_equal(inputs[m.settings][0].samples, window.samples)
+        np.testing.assert_array_equal(inputs[m.settings][1], feats)
+        np.testing.assert_allclose(probs, m(feats[None])[0], atol=1e-5)
+
+
 def test_silence_is_no_speech(predictor) -> None:
     p = predictor.predict(np.zeros(RATE, np.float32), RATE)
     assert p.no_speech and p.majority is None
@@ -84,6 +98,38 @@ def test_silence_is_no_speech(predictor) -> None:
     d = p.to_dict()
     assert d["no_speech"] is True and d["majority"] is None
     assert all(m["word"] is None for m in d["models"])
+
+
+def test_a_clap_is_no_voice_and_names_no_word(predictor) -> None:
+    """Loud enough for speech, but nothing in it has a pitch: most models would name a word for the clap without
+    a low-confidence flag (checked, so the voice check is what stops it), and no word is named."""
+    x = np.concatenate([np.zeros(RATE // 2, np.float32), clap(0.3, seed=2), np.zeros(RATE // 2, np.float32)])
+    p = predictor.predict(x, RATE)
+    assert p.window.has_speech and p.no_voice and p.no_speech and p.aperiodicity > predictor.thresholds.no_voice
+    assert p.majority is None and p.summary == "No voice detected"
+    assert "no voice" in p.no_speech_reason and "whisper" in p.no_speech_reason
+    sure = [a for a in p.answers if not a.low_confidence]  # what the models alone would have said (all six: cat)
+    assert len(sure) * 2 > len(p.answers)
+    d = p.to_dict()
+    assert d["no_voice"] is True and d["no_speech"] is True and d["aperiodicity"] == round(p.aperiodicity, 3)
+    assert all(m["word"] is None for m in d["models"])
+
+
+def test_a_voice_is_not_refused_and_silence_is_not_called_noise(predictor) -> None:
+    spoken = predictor.predict(word_like(0.5, seed=6), RATE)
+    assert not spoken.no_voice and not spoken.no_speech and spoken.no_speech_reason is None
+    assert spoken.aperiodicity < 0.2
+    quiet = predictor.predict(np.zeros(RATE, np.float32), RATE)
+    assert quiet.no_speech and not quiet.no_voice and quiet.aperiodicity is None
+    assert quiet.no_speech_reason.startswith("Too quiet")
+
+
+def test_the_voice_check_is_a_threshold_outside_the_models(predictor) -> None:
+    x = np.concatenate([np.zeros(RATE // 2, np.float32), clap(0.3, seed=2), np.zeros(RATE // 2, np.float32)])
+    unchecked = inference.Predictor(predictor.models, inference.Thresholds(no_voice=None)).predict(x, RATE)
+    assert not unchecked.no_speech and unchecked.aperiodicity is None and unchecked.majority in LABELS
+    strict = inference.Predictor(predictor.models, inference.Thresholds(no_voice=0.0001))
+    assert strict.predict(word_like(0.5, seed=6), RATE).no_voice  # a voice is refused only under a silly limit
 
 
 def test_low_confidence_threshold_lives_outside_the_models(predictor) -> None:

@@ -229,7 +229,22 @@ def test_example_button_shows_true_word_and_who_got_it(try_it: AppTest, predicto
 def test_silence_says_no_speech_and_names_no_word(try_it: AppTest) -> None:
     at = upload(try_it, "silence.wav", wav_bytes(np.zeros(16000, np.float32)))
     assert [s.value for s in at.subheader] == ["No speech detected"]
+    assert [w.value for w in at.warning] == [
+        "Too quiet to be a word, so no word is named. Speak closer to the microphone, or louder."
+    ]
     assert "Most models say" not in text_of(at)
+    assert all(m.value == "—" for m in at.metric if m.label == "predicted")
+
+
+def test_a_clap_says_no_voice_and_names_no_word(try_it: AppTest) -> None:
+    """A clap is loud enough for speech, so 'too quiet' would be wrong: the page says it heard no voice."""
+    clap = np.random.default_rng(0).standard_normal(4800) * np.exp(-np.arange(4800) / 320)
+    at = upload(try_it, "clap.wav", wav_bytes(np.concatenate([np.zeros(8000), 0.3 * clap / np.abs(clap).max()])))
+    assert [s.value for s in at.subheader] == ["No voice detected"]
+    assert [w.value for w in at.warning] == [
+        "There is sound but no voice in it (a noise, a clap or a tap?), so no word is named. "
+        "Say the word aloud: a whisper has no voice either."
+    ]
     assert all(m.value == "—" for m in at.metric if m.label == "predicted")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
+from _audio_util import clap
 
 from kws.audio import load_audio
 from kws.mic import MicBuffer
@@ -69,6 +70,15 @@ def test_a_page_that_asks_late_gets_the_same_words(predictor, known_clips) -> No
     assert stalled.looks < often.looks and stalled.spotted
     for late, early in zip(reversed(stalled.spotted), reversed(often.spotted)):
         assert late.word == early.word and abs(late.at_s - early.at_s) < 0.3
+
+
+def test_claps_are_not_words(predictor, known_clips) -> None:
+    """A clap or a tap on the microphone sounds like "cat" to the models; the voice check keeps it off the list."""
+    stream, words, starts = three_words(known_clips)
+    tap = np.concatenate([silence(1.5), clap(0.3, seed=1), silence(1.5)])
+    spotted = spot_stream(predictor, np.concatenate([tap, stream, tap, tap])).spotted
+    assert [s.word for s in spotted] == words
+    assert [s.at_s for s in spotted] == pytest.approx([tap.size / 16000 + t for t in starts], abs=0.3)
 
 
 def test_silence_and_a_word_cut_off_by_the_end_are_not_words(predictor, known_clip) -> None:
