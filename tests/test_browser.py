@@ -137,6 +137,36 @@ def test_spotting_names_the_word_each_time_it_is_said(server, mic_wav) -> None:
         assert {f"{t:.1f}" for t in times} <= {t for _, t in found}, kept
 
 
+def test_a_tap_on_the_live_microphone_is_no_word(server, tmp_path) -> None:
+    """The fake microphone taps every 1.5 s (the models alone would call it "cat"): with spotting on, no word is
+    listed, and after STOP the take's loudest second is "No voice detected", with no word named."""
+    import numpy as np
+    import soundfile as sf
+    from _audio_util import clap
+
+    tap = np.concatenate([np.zeros(9600), clap(0.3, seed=1), np.zeros(9600)])
+    sf.write(tmp_path / "tap.wav", tap.astype(np.float32), 16000, subtype="PCM_16")
+    with chromium_page(fake_audio=tmp_path / "tap.wav", viewport=LAPTOP) as page:
+        open_try_it(page, server)
+        page.get_by_text("Spot words as I speak").click()
+        wait_for_app(page)
+        for _ in range(3):  # WebRTC's audio sometimes starts seconds after "Listening…": a take of 0.6 s held none
+            live_button(page, "START")
+            page.get_by_text("Listening…").wait_for(timeout=30_000)
+            page.wait_for_timeout(RECORD_MS)
+            assert not re.findall(r"\w+ · at \d+\.\d s · \d of \d models", page.inner_text("body"))  # none live
+            live_button(page, "STOP")
+            page.wait_for_timeout(1_000)  # the rerun STOP starts, so the caption read next is this take's
+            wait_for_app(page, timeout_ms=RESULT_TIMEOUT_MS)
+            caption = page.get_by_text(re.compile(r"^Live microphone · ")).inner_text(timeout=RESULT_TIMEOUT_MS)
+            if float(re.search(r" · (\d+\.\d) s · ", caption).group(1)) >= 2.0:  # a take of at least one tap
+                break
+        page.get_by_text("No voice detected").wait_for()  # not "too quiet": the tap was loud enough for speech
+        body = page.inner_text("body")
+        assert "There is sound but no voice in it" in body and "Most models say" not in body
+        assert "Spotted as you spoke: no word" in body
+
+
 def test_two_people_on_the_live_microphone_at_once_each_hear_their_own_word(server, known_clips, tmp_path) -> None:
     """Two browsers, two voices, recording over the same seconds: each session's answer is its own word (one
     microphone buffer per session, each fed by its own WebRTC connection), never the other's or a mix."""
