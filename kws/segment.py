@@ -85,8 +85,8 @@ def aperiodicity(samples: np.ndarray, rate: int = 16000) -> float:
     energy = cum[starts + _V_FRAME] - cum[starts]
     if energy.max() <= 0:
         return 1.0
-    starts = starts[energy >= energy.max() * 10 ** (-_V_LOUD_DB / 10)]
-    energy = cum[starts + _V_FRAME] - cum[starts]
+    loud = energy >= energy.max() * 10 ** (-_V_LOUD_DB / 10)
+    starts, energy = starts[loud], energy[loud]
     frames = sliding_window_view(x, span)[starts]
     # d(t) = sum over the frame of (x[j] - x[j + t])^2 = energy + energy shifted by t - 2 * correlation(t)
     spectrum = np.conj(np.fft.rfft(frames[:, :_V_FRAME], _V_FFT)) * np.fft.rfft(frames, _V_FFT)
