@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,11 +183,17 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
 
     window = predictor.features_for(samples, predictor.display_settings)[0].samples
     unchecked = inference.Predictor(models, inference.Thresholds(no_voice=None), timing_runs=1)
+    in_turn = inference.Predictor(models, timing_runs=1, overlap=False)  # models and check on this thread, in turn
+    # the app calls predict from the thread Streamlit runs a session's script on, never from the main thread, where
+    # every TensorFlow call measured slower; timed here from the main thread, the hand-over included
+    app_thread = ThreadPoolExecutor(1)
     methods: dict[str, Callable[[], Any]] = {
         "features": lambda: features(models[0]),
         "voice": lambda: aperiodicity(window),
         "all/predictor": lambda: predictor.predict(samples, 16000),
         "all/predictor_no_voice_check": lambda: unchecked.predict(samples, 16000),
+        "all/predictor_in_turn": lambda: in_turn.predict(samples, 16000),
+        "all/predictor_off_main": lambda: app_thread.submit(predictor.predict, samples, 16000).result(),
         "all/one_by_one": lambda: [m(f[m.settings]) for f in [all_features()] for m in models],
         "all/keras_predict": lambda: [
             m.model.predict(f[m.settings], verbose=0) for f in [all_features()] for m in models
@@ -208,6 +215,7 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         logger.warning("the compiled, predict and eager outputs of %s differ", models[0].name)
 
     times = in_blocks(methods, runs, warmup)
+    app_thread.shutdown()
     stats = {name: summary_ms(t) for name, t in times.items()}
     per_model = [
         {
@@ -231,6 +239,8 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         "all_models": {
             "predictor_predict": stats["all/predictor"],
             "predictor_predict_no_voice_check": stats["all/predictor_no_voice_check"],
+            "predictor_predict_in_turn": stats["all/predictor_in_turn"],
+            "predictor_predict_off_main_thread": stats["all/predictor_off_main"],
             "compiled_one_by_one": stats["all/one_by_one"],
             "keras_predict": stats["all/keras_predict"],
             "eager": stats["all/eager"],
@@ -247,7 +257,7 @@ def latency_markdown(r: dict[str, Any]) -> str:
     a = r["all_models"]
     rows.append(
         [
-            f"**all {len(r['models'])} models** (kws: Predictor.predict, one fused call)",
+            f"**all {len(r['models'])} models** (kws: Predictor.predict, one fused call per feature settings)",
             "",
             ms(a["predictor_predict"]),
             ms(a["keras_predict"]),
@@ -262,6 +272,12 @@ def latency_markdown(r: dict[str, Any]) -> str:
             f"The voice check alone (part of Predictor.predict): {ms(voice)} ms; Predictor.predict without it: "
             f"{ms(a['predictor_predict_no_voice_check'])} ms. "
             if voice
+            else ""
+        )
+        + (
+            f"Called from another thread, as the app calls it: {ms(a['predictor_predict_off_main_thread'])} ms; "
+            f"with everything on the calling thread, one step after another: {ms(a['predictor_predict_in_turn'])} ms. "
+            if "predictor_predict_in_turn" in a  # older results files have none
             else ""
         )
         + f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s. "

@@ -346,10 +346,12 @@ def test_bench_smoke(tmp_path, with_shipped, monkeypatch, capsys) -> None:
     results = json.loads(out.read_text())
     latency = results["latency"]
     assert latency["models"] == [m.name for m in shipped_models()]
-    for method in ("predictor_predict", "predictor_predict_no_voice_check", "keras_predict", "eager"):
+    timed = ("predictor_predict", "predictor_predict_no_voice_check", "predictor_predict_in_turn")
+    for method in (*timed, "predictor_predict_off_main_thread", "keras_predict", "eager"):
         stats = latency["all_models"][method]
         assert stats["runs"] == 3 and 0 < stats["median_ms"] <= stats["p90_ms"]
     assert 0 < latency["voice_check_only"]["median_ms"] and "The voice check alone" in printed
+    assert "as the app calls it" in printed and "one step after another" in printed
     assert results["dataset"]["clips"] == 18 and results["dataset"]["cache_hit_s"] > 0
     assert "model.predict(x)" in printed and "cache hit" in printed
     assert not list((tmp_path / "cache").glob("*"))  # the benchmark used a cache folder of its own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -164,6 +165,24 @@ def test_one_fused_call_answers_like_each_model_alone(predictor, monkeypatch) ->
     for a, b in zip(fused.answers, unfused.predict(x, RATE).answers):
         assert a.word == b.word and a.confidence == pytest.approx(b.confidence, abs=1e-5)
     assert set(unfused.latency_ms) == set(unfused.names) and all(v > 0 for v in unfused.latency_ms.values())
+
+
+def test_answers_do_not_depend_on_threads_or_the_overlap(predictor) -> None:
+    """The models run on the predictor's own thread beside the voice check: many callers at once, and a predictor
+    that runs everything on the caller's thread in turn, give each recording the same answer as one call alone."""
+    silence = np.zeros(RATE // 2, np.float32)
+    clips = [word_like(0.5, seed=s) for s in range(4)] + [np.concatenate([silence, clap(0.3, seed=3), silence])]
+    clips.append(np.zeros(RATE, np.float32))  # no speech: no check, the models still answer
+    alone = [predictor.predict(c, RATE) for c in clips]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda c: predictor.predict(c, RATE), clips * 4))
+    in_turn = inference.Predictor(predictor.models, timing_runs=1, overlap=False)
+    for a, b in zip(alone * 4 + alone, together + [in_turn.predict(c, RATE) for c in clips]):
+        assert (a.no_speech, a.no_voice, a.aperiodicity) == (b.no_speech, b.no_voice, b.aperiodicity)
+        for x, y in zip(a.answers, b.answers):
+            assert x.word == y.word
+            np.testing.assert_allclose(list(x.probabilities.values()), list(y.probabilities.values()), atol=1e-6)
+    assert [p.no_voice for p in alone] == [False] * 4 + [True, False] and alone[-1].no_speech
 
 
 def test_any_rate_and_channels_give_the_same_answer(predictor) -> None:
