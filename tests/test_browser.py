@@ -79,10 +79,34 @@ def live_button(page, name: str) -> None:
     page.frame_locator("iframe[title*='streamlit_webrtc']").get_by_role("button", name=name).click()
 
 
+def start_live(page) -> None:
+    """Press START and wait until the page says it is listening.
+
+    If START still shows 10 s later, the click was lost (the component's iframe was being drawn again by a rerun),
+    so it is pressed once more, as a user would. Once it has turned into STOP, a connection that never comes up
+    fails the test, with what the component shows.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # here: the module loads without Playwright
+
+    live_button(page, "START")
+    listening = page.get_by_text("Listening…")
+    try:
+        listening.wait_for(timeout=10_000)
+        return
+    except PlaywrightTimeout:
+        frame = page.frame_locator("iframe[title*='streamlit_webrtc']")
+        if frame.get_by_role("button", name="START").count():
+            live_button(page, "START")
+    try:
+        listening.wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        shown = page.frame_locator("iframe[title*='streamlit_webrtc']").locator("body").inner_text(timeout=5_000)
+        raise AssertionError(f"no 'Listening…' 40 s after START; the component shows: {shown!r}") from None
+
+
 def speak_live(page) -> None:
     """START the live microphone, let the fake one play a whole loop, STOP."""
-    live_button(page, "START")
-    page.get_by_text("Listening…").wait_for(timeout=30_000)
+    start_live(page)
     page.wait_for_timeout(RECORD_MS)
     live_button(page, "STOP")
 
@@ -109,8 +133,7 @@ def test_spotting_names_the_word_each_time_it_is_said(server, mic_wav) -> None:
         open_try_it(page, server)
         page.get_by_text("Spot words as I speak").click()
         wait_for_app(page)
-        live_button(page, "START")
-        page.get_by_text("Listening…").wait_for(timeout=30_000)
+        start_live(page)
         # the list, read every 0.2 s until it holds two words (two loops of the fake microphone: 12 s of audio,
         # longer on a loaded machine, where the WebRTC audio itself comes late): a word once shown stays shown
         counts: list[int] = []
@@ -151,8 +174,7 @@ def test_a_tap_on_the_live_microphone_is_no_word(server, tmp_path) -> None:
         page.get_by_text("Spot words as I speak").click()
         wait_for_app(page)
         for _ in range(3):  # WebRTC's audio sometimes starts seconds after "Listening…": a take of 0.6 s held none
-            live_button(page, "START")
-            page.get_by_text("Listening…").wait_for(timeout=30_000)
+            start_live(page)
             page.wait_for_timeout(RECORD_MS)
             assert not re.findall(r"\w+ · at \d+\.\d s · \d of \d models", page.inner_text("body"))  # none live
             live_button(page, "STOP")
