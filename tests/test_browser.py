@@ -82,9 +82,9 @@ def live_button(page, name: str) -> None:
 def start_live(page) -> None:
     """Press START and wait until the page says it is listening.
 
-    If START still shows 10 s later, the click was lost (the component's iframe was being drawn again by a rerun),
-    so it is pressed once more, as a user would. Once it has turned into STOP, a connection that never comes up
-    fails the test, with what the component shows.
+    If START still shows 10 s later, the click was lost or the connection failed before signalling (streamlit-webrtc
+    shows STOP from then on), so it is pressed once more, as a user would. A connection that never comes up fails the
+    test, with what the component shows. (One full run timed out here, its cause not captured.)
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # here: the module loads without Playwright
 
