@@ -1,9 +1,11 @@
 """Keyword Studio benchmark: what a user waits for, measured on this machine.
 
-1. Latency: every model on one clip, features included, warm. ``Predictor.predict`` (all models in one fused
-   XLA call, and the voice check; also timed: the same compiled models called one by one) next to the same models called through
-   ``model.predict(x)`` and plain eager ``model(x)``, each timed warm in blocks of consecutive calls that take
-   turns over several rounds in one process, so that load from other programs hits all three alike.
+1. Latency: every model on one clip, features included, warm. ``Predictor.predict`` (one fused XLA call per
+   feature settings on the predictor's own thread, beside the voice check; also timed: from another thread as the
+   app calls it, without the check, every step on the calling thread in turn, and the same compiled models called
+   one by one) next to the same models called through ``model.predict(x)`` and plain eager ``model(x)``, each timed
+   warm in blocks of consecutive calls that take turns over several rounds in one process, so that load from other
+   programs hits all of them alike.
 2. Featurizing the whole dataset: reading (decoding) alone, a cold ``load_features(use_cache=False)``, the first
    cached run (which writes the cache) and a cache hit, in a temporary ``KWS_CACHE_DIR`` so "cold" is cold.
 3. ``--train``: the wall time of training all six architectures with the standard preset (into a temporary folder).

@@ -74,9 +74,14 @@ def assert_heard(page, source: str, word: str) -> None:
     assert page.get_by_text("Traceback").count() == 0
 
 
+def webrtc_frame(page):
+    """The live microphone's streamlit-webrtc component, which lives in its own iframe."""
+    return page.frame_locator("iframe[title*='streamlit_webrtc']")
+
+
 def live_button(page, name: str) -> None:
-    """Press START or STOP on the live microphone (streamlit-webrtc's component, in its own iframe)."""
-    page.frame_locator("iframe[title*='streamlit_webrtc']").get_by_role("button", name=name).click()
+    """Press START or STOP on the live microphone."""
+    webrtc_frame(page).get_by_role("button", name=name).click()
 
 
 def start_live(page) -> None:
@@ -94,13 +99,12 @@ def start_live(page) -> None:
         listening.wait_for(timeout=10_000)
         return
     except PlaywrightTimeout:
-        frame = page.frame_locator("iframe[title*='streamlit_webrtc']")
-        if frame.get_by_role("button", name="START").count():
+        if webrtc_frame(page).get_by_role("button", name="START").count():
             live_button(page, "START")
     try:
         listening.wait_for(timeout=30_000)
     except PlaywrightTimeout:
-        shown = page.frame_locator("iframe[title*='streamlit_webrtc']").locator("body").inner_text(timeout=5_000)
+        shown = webrtc_frame(page).locator("body").inner_text(timeout=5_000)
         raise AssertionError(f"no 'Listening…' 40 s after START; the component shows: {shown!r}") from None
 
 
