@@ -50,8 +50,11 @@ logger = logging.getLogger("cv")
 VIEW_SHIFTS = (-1600, -800, 0, 800, 1600)
 #: The views whose average probabilities the record scores as ``tta`` (rule ``tta_2026_11_24``).
 TTA_SHIFTS = (-1600, 0, 1600)
-#: ``best``'s network: "res2d" is the zoo's; "tc" is :func:`kws.zoo.tc_resnet8`, a probe (rule ``tc_2026_11_25``).
-BODIES = ("res2d", "tc")
+#: ``best``'s network: "res2d" is the zoo's; "tc" is :func:`kws.zoo.tc_resnet8`, a probe (rule ``tc_2026_11_25``);
+#: "ssn" is the zoo's with SubSpectral Norm in five bands for every batch norm, a probe (rule ``ssn_2026_11_26``).
+BODIES = ("res2d", "tc", "ssn")
+#: Sub-bands of the "ssn" body.
+SSN_BANDS = 5
 #: The issue's bars: the accuracy each shipped model must reach on the test split (speakers never heard).
 BARS = {"perceptron": 0.82, "cnn1": 0.97, "cnn2": 0.98, "cnn2_dropout": 0.98, "lstm": 0.96, "best": 0.995}
 
@@ -142,7 +145,7 @@ def summarise(
     return {
         "recipe": dataclasses.asdict(cfg) | {"models": list(cfg.models)},
         "feature_settings": settings.to_dict(),
-        "head": head if cfg.models == ("best",) and body == BODIES[0] else None,  # only best has a choice of head
+        "head": head if cfg.models == ("best",) and body != "tc" else None,  # only best's ResNet has a choice of head
         "body": body if cfg.models == ("best",) else None,
         "folds": folds,
         "clips": len(labels),
@@ -273,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixup", type=float)
     parser.add_argument("--head", choices=zoo.BEST_HEADS, help="best's head, if not the zoo's (--models best only)")
     parser.add_argument(
-        "--body", choices=BODIES, default=BODIES[0], help="best's body: the zoo's 2-D ResNet, or TC-ResNet8 (a probe)"
+        "--body",
+        choices=BODIES,
+        default=BODIES[0],
+        help="best's body: the zoo's 2-D ResNet, TC-ResNet8, or the ResNet with SubSpectral Norm (probes)",
     )
     parser.add_argument("--patience", type=int)
     parser.add_argument("--centre", action="store_true", default=None, help="centre each window on its energy")
@@ -303,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         variant["best"] = functools.partial(zoo.best, head=head)
     if args.body != BODIES[0]:
         if cfg.models != ("best",) or head != zoo.BEST_HEAD:
-            parser.error("--body tc replaces best's whole network; use it with --models best and no --head")
-        variant["best"] = zoo.tc_resnet8
+            parser.error("--body changes best's whole network; use it with --models best and no --head")
+        variant["best"] = zoo.tc_resnet8 if args.body == "tc" else functools.partial(zoo.best, sub_bands=SSN_BANDS)
     items = dataset.scan(args.data_dir)
     with mock.patch.dict(zoo.ZOO, variant):  # fit_one builds by name; the zoo is restored afterwards
         results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]

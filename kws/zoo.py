@@ -175,20 +175,65 @@ def _bn():
     return layers.BatchNormalization(momentum=0.9)
 
 
-def _residual(x, channels: int, conv=layers.Conv2D, kernel: int = 3, stride: int = 1):
+@keras.saving.register_keras_serializable(package="kws")
+class SubSpectralNorm(layers.Layer):
+    """Batch norm with its own statistics and scale for each of ``sub_bands`` stretches of the frequency axis.
+
+    SubSpectral Normalization (Chang et al., "Subspectral normalization for neural audio data processing",
+    ICASSP 2021): one batch norm per picture treats a low band like a high one, though what a channel
+    measures there differs (formants against fricatives). Input ``(batch, frames, rows, channels)``; ``rows``
+    must divide into ``sub_bands``. A probe for ``best`` (rule ``ssn_2026_11_26`` in ``bench/choice.json``).
+    """
+
+    def __init__(self, sub_bands: int, momentum: float = 0.9, **kwargs):
+        super().__init__(**kwargs)
+        self.sub_bands = int(sub_bands)
+        self.momentum = float(momentum)
+        self.norm = layers.BatchNormalization(momentum=self.momentum, name="norm")
+
+    def build(self, input_shape) -> None:
+        _, frames, rows, channels = input_shape
+        if rows % self.sub_bands:
+            raise ValueError(f"{rows} frequency rows do not split into {self.sub_bands} sub-bands")
+        self.norm.build((None, frames, rows // self.sub_bands, self.sub_bands * channels))
+
+    def call(self, x, training=None):
+        _, frames, rows, channels = x.shape
+        s = self.sub_bands
+        y = tf.reshape(x, (-1, frames, s, rows // s, channels))  # (b, t, band, row within band, c)
+        y = tf.reshape(tf.transpose(y, (0, 1, 3, 2, 4)), (-1, frames, rows // s, s * channels))
+        y = self.norm(y, training=training)  # one statistic per (band, channel)
+        y = tf.transpose(tf.reshape(y, (-1, frames, rows // s, s, channels)), (0, 1, 3, 2, 4))
+        return tf.reshape(y, (-1, frames, rows, channels))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"sub_bands": self.sub_bands, "momentum": self.momentum}
+
+
+def _ssn(sub_bands: int = 5) -> Callable[[], layers.Layer]:
+    """A norm factory for :func:`_residual`: SubSpectral Norm in five bands (40, 20 and 10 rows divide)."""
+    return lambda: SubSpectralNorm(sub_bands, momentum=0.9)
+
+
+def _residual(x, channels: int, conv=layers.Conv2D, kernel: int = 3, stride: int = 1, norm=None):
     """Two convolutions with batch norm and a shortcut (a strided 1x1 projection when the shape changes).
 
-    3x3 ``Conv2D`` for ``best``; ``Conv1D`` over 9 frames, stride 2, for :func:`tc_resnet8`.
+    3x3 ``Conv2D`` for ``best``; ``Conv1D`` over 9 frames, stride 2, for :func:`tc_resnet8`. ``norm`` makes the
+    normalisation layers (default :func:`_bn`).
     """
+    norm = norm or _bn
     skip = x
     x = conv(channels, kernel, strides=stride, padding="same", use_bias=False)(x)
-    x = _bn()(x)
+    x = norm()(x)
     x = layers.ReLU()(x)
     x = conv(channels, kernel, padding="same", use_bias=False)(x)
-    x = _bn()(x)
+    x = norm()(x)
     if stride != 1 or skip.shape[-1] != channels:
         skip = conv(channels, 1, strides=stride, use_bias=False)(skip)
-        skip = _bn()(skip)
+        skip = norm()(skip)
     return layers.ReLU()(layers.Add()([x, skip]))
 
 
@@ -202,7 +247,12 @@ BEST_HEAD = BEST_HEADS[0]
 
 
 def best(
-    input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None, head: str = BEST_HEAD
+    input_shape: tuple[int, int],
+    n_classes: int,
+    stats=None,
+    bands: int | None = None,
+    head: str = BEST_HEAD,
+    sub_bands: int = 0,
 ) -> keras.Model:
     """log-mel picture -> conv(24)+BN -> pool -> residual(32) -> pool -> residual(48) -> average over time ->
     the frequency rows flattened -> dropout -> softmax.
@@ -211,18 +261,20 @@ def best(
     training, residual shortcuts, ~56k parameters. Averaging over time means it cannot memorise when in the
     second a word sits; keeping the frequency rows lets it use where in the spectrum a pattern sits, which a
     global average threw away (``head="pool"``, see :data:`BEST_HEADS`). (A depthwise-separable variant scored
-    the same but trained 2x slower on this CPU.)
+    the same but trained 2x slower on this CPU.) ``sub_bands`` > 0 puts :class:`SubSpectralNorm` in every batch
+    norm's place (a probe, ``bench/cv.py --body ssn``).
     """
     if head not in BEST_HEADS:
         raise ValueError(f"unknown head {head!r}; choose from: {', '.join(BEST_HEADS)}")
+    norm = _ssn(sub_bands) if sub_bands else _bn
     inputs, x = _image_stem(input_shape, stats, bands)
     x = layers.Conv2D(24, 3, padding="same", use_bias=False)(x)
-    x = _bn()(x)
+    x = norm()(x)
     x = layers.ReLU()(x)
     x = layers.MaxPooling2D(2)(x)
-    x = _residual(x, 32)
+    x = _residual(x, 32, norm=norm)
     x = layers.MaxPooling2D(2)(x)
-    x = _residual(x, 48)
+    x = _residual(x, 48, norm=norm)
     if head == "freq":  # (frames, rows, channels) -> mean over frames -> one vector per frequency row, flattened
         x = layers.Flatten()(layers.AveragePooling2D(pool_size=(x.shape[1], 1))(x))
     else:
