@@ -182,3 +182,26 @@ def test_the_body_option_trains_tc_resnet8_as_best_and_restores_the_zoo(tmp_path
     assert record["body"] == "tc" and record["head"] is None
     assert conv_kinds == [{"Conv1D"}, {"Conv1D"}]  # one per fold, temporal convolutions only
     assert cv.zoo.ZOO["best"] is original
+
+
+def test_the_ssn_body_trains_best_with_subspectral_norm_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
+    cv = _module()
+    make_dataset(tmp_path / "data", per_split=2)
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    norm_kinds: list[set[str]] = []
+    fit_one = cv.train.fit_one
+
+    def spy(name, *args, **kwargs):
+        model, history = fit_one(name, *args, **kwargs)
+        norm_kinds.append({type(layer).__name__ for layer in model.layers if "Norm" in type(layer).__name__})
+        return model, history
+
+    monkeypatch.setattr(cv.train, "fit_one", spy)
+    out = tmp_path / "cv.json"
+    common = ["--folds", "2", "--epochs", "1", "--copies", "0", "--data-dir", str(tmp_path / "data")]
+    original = cv.zoo.ZOO["best"]
+    assert cv.main([str(out), "--models", "best", "--body", "ssn", *common]) == 0
+    record = json.loads(out.read_text())
+    assert record["body"] == "ssn" and record["head"] == "freq"
+    assert all("SubSpectralNorm" in kinds and "BatchNormalization" not in kinds for kinds in norm_kinds)
+    assert len(norm_kinds) == 2 and cv.zoo.ZOO["best"] is original

@@ -150,3 +150,31 @@ def test_tc_resnet8_the_probe_convolves_over_time_only_and_trains() -> None:
     before = [w.copy() for w in model.get_weights()]
     assert np.isfinite(model.fit(x, np.arange(8) % len(LABELS), batch_size=4, epochs=1, verbose=0).history["loss"][0])
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_subspectral_norm_normalises_each_band_on_its_own_and_saves(tmp_path) -> None:
+    """bench/cv.py --body ssn: each fifth of the frequency rows gets its own mean and spread per channel."""
+    rng = np.random.default_rng(3)
+    band_means = np.array([0.0, 5.0, -3.0, 10.0, 1.0])
+    x = rng.normal(size=(16, 6, 10, 2)) * np.repeat(np.arange(1, 6), 2)[None, None, :, None]
+    x = (x + np.repeat(band_means, 2)[None, None, :, None]).astype(np.float32)  # (batch, frames, rows, channels)
+    layer = zoo.SubSpectralNorm(5)
+    y = np.asarray(layer(x, training=True))
+    bands = y.reshape(16, 6, 5, 2, 2)  # (batch, frames, band, row in band, channel)
+    np.testing.assert_allclose(bands.mean(axis=(0, 1, 3)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(bands.std(axis=(0, 1, 3)), 1.0, atol=1e-2)
+    one_norm = np.asarray(keras.layers.BatchNormalization()(x, training=True))
+    assert np.abs(one_norm.reshape(16, 6, 5, 2, 2).mean(axis=(0, 1, 3))).max() > 0.5  # plain batch norm does not
+    with pytest.raises(ValueError, match="sub-bands"):
+        zoo.SubSpectralNorm(3)(x)
+
+    shape = shapes(PRESETS["standard"]).input_shape
+    model = zoo.best(shape, len(LABELS), sub_bands=5)
+    plain = zoo.best(shape, len(LABELS))
+    assert any(isinstance(layer, zoo.SubSpectralNorm) for layer in model.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert model.count_params() > plain.count_params()  # per-band scales and statistics
+    clips = rng.normal(size=(4, *shape)).astype(np.float32)
+    model.save(tmp_path / "ssn.keras")
+    loaded = keras.saving.load_model(tmp_path / "ssn.keras")
+    np.testing.assert_allclose(np.asarray(loaded(clips)), np.asarray(model(clips)), atol=1e-6)
