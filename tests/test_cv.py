@@ -156,52 +156,50 @@ def test_the_head_option_builds_best_with_it_and_restores_the_zoo(tmp_path: Path
     assert json.loads(out.read_text())["head"] == "freq" and summaries[2] > 48  # frequency rows x 48 channels
 
 
-def test_the_body_option_trains_tc_resnet8_as_best_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
-    cv = _module()
-    make_dataset(tmp_path / "data", per_split=2)
-    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
-    conv_kinds: list[set[str]] = []
+def _layer_kinds_per_fold(cv, monkeypatch, part: str) -> list[set[str]]:
+    """Watch cv.py's training: for each fold's model, the class names of its layers that contain ``part``."""
+    kinds: list[set[str]] = []
     fit_one = cv.train.fit_one
 
     def spy(name, *args, **kwargs):
         model, history = fit_one(name, *args, **kwargs)
-        conv_kinds.append({type(layer).__name__ for layer in model.layers if "Conv" in type(layer).__name__})
+        kinds.append({type(layer).__name__ for layer in model.layers if part in type(layer).__name__})
         return model, history
 
     monkeypatch.setattr(cv.train, "fit_one", spy)
-    out = tmp_path / "cv.json"
-    common = ["--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
-    common += ["--data-dir", str(tmp_path / "data")]
+    return kinds
+
+
+def test_the_body_option_needs_best_alone_and_its_own_head(tmp_path: Path) -> None:
+    cv = _module()
+    make_dataset(tmp_path / "data", per_split=2)
+    common = ["--preset", "lecture", "--folds", "2", "--data-dir", str(tmp_path / "data")]
     for wrong in (["--models", "lstm", "--body", "tc"], ["--models", "best", "--body", "tc", "--head", "pool"]):
         with pytest.raises(SystemExit) as exit_info:
-            cv.main([str(out), *wrong, *common])
+            cv.main([str(tmp_path / "cv.json"), *wrong, *common])
         assert exit_info.value.code == 2  # the body replaces best's whole network, head included
-    original = cv.zoo.ZOO["best"]
-    assert cv.main([str(out), "--models", "best", "--body", "tc", *common]) == 0
-    record = json.loads(out.read_text())
-    assert record["body"] == "tc" and record["head"] is None
-    assert conv_kinds == [{"Conv1D"}, {"Conv1D"}]  # one per fold, temporal convolutions only
-    assert cv.zoo.ZOO["best"] is original
 
 
-def test_the_ssn_body_trains_best_with_subspectral_norm_and_restores_the_zoo(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("body", "part", "kinds", "head"),
+    [
+        ("tc", "Conv", {"Conv1D"}, None),  # TC-ResNet8: temporal convolutions only
+        # the zoo's ResNet with per-band batch norm in every batch norm's place (the stem's two norms stay)
+        ("ssn", "Norm", {"Normalization", "CepstralMeanNorm", "SubSpectralNorm"}, "freq"),
+    ],
+)
+def test_the_body_option_trains_its_network_as_best_and_restores_the_zoo(
+    tmp_path: Path, monkeypatch, body: str, part: str, kinds: set[str], head: str | None
+) -> None:
     cv = _module()
     make_dataset(tmp_path / "data", per_split=2)
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
-    norm_kinds: list[set[str]] = []
-    fit_one = cv.train.fit_one
-
-    def spy(name, *args, **kwargs):
-        model, history = fit_one(name, *args, **kwargs)
-        norm_kinds.append({type(layer).__name__ for layer in model.layers if "Norm" in type(layer).__name__})
-        return model, history
-
-    monkeypatch.setattr(cv.train, "fit_one", spy)
+    seen = _layer_kinds_per_fold(cv, monkeypatch, part)
     out = tmp_path / "cv.json"
-    common = ["--folds", "2", "--epochs", "1", "--copies", "0", "--data-dir", str(tmp_path / "data")]
     original = cv.zoo.ZOO["best"]
-    assert cv.main([str(out), "--models", "best", "--body", "ssn", *common]) == 0
+    common = ["--preset", "lecture", "--folds", "2", "--epochs", "1", "--copies", "0"]
+    assert cv.main([str(out), "--models", "best", "--body", body, *common, "--data-dir", str(tmp_path / "data")]) == 0
     record = json.loads(out.read_text())
-    assert record["body"] == "ssn" and record["head"] == "freq"
-    assert all("SubSpectralNorm" in kinds and "BatchNormalization" not in kinds for kinds in norm_kinds)
-    assert len(norm_kinds) == 2 and cv.zoo.ZOO["best"] is original
+    assert record["body"] == body and record["head"] == head
+    assert seen == [kinds, kinds]  # one model per fold
+    assert cv.zoo.ZOO["best"] is original
