@@ -220,21 +220,20 @@ class Prediction:
         }
 
 
-def _fuse(models: list[LoadedModel], settings: list[FeatureSettings]) -> Any | None:
-    """One XLA-compiled function answering one clip with every model: inputs one per distinct settings.
+def _fuse(models: list[LoadedModel], settings: FeatureSettings) -> Any | None:
+    """One XLA-compiled function answering one clip with every model of ``models``, which all take ``settings``.
 
     Returns None (each model is then called on its own) if XLA cannot compile the combination.
     """
-    slots = [settings.index(m.settings) for m in models]
     keras_models = [m.model for m in models]
-    specs = [tf.TensorSpec((1, *shapes(s).input_shape), tf.float32) for s in settings]
+    spec = tf.TensorSpec((1, *shapes(settings).input_shape), tf.float32)
 
-    def run(*xs):
-        return [model(xs[slot], training=False) for model, slot in zip(keras_models, slots)]
+    def run(x):
+        return [model(x, training=False) for model in keras_models]
 
-    fused = tf.function(run, input_signature=specs, jit_compile=True)
+    fused = tf.function(run, input_signature=[spec], jit_compile=True)
     try:
-        fused(*[tf.zeros(spec.shape) for spec in specs])
+        fused(tf.zeros(spec.shape))
     except Exception as err:  # fall back to the per-model functions, which have their own fallback
         logger.warning("could not fuse the models into one XLA call (%s); calling them one by one", err)
         return None
@@ -267,7 +266,7 @@ class Predictor:
         #: The feature settings most models use: what the app draws.
         self.display_settings: FeatureSettings = self._settings[0]
         self._members = {s: [i for i, m in enumerate(models) if m.settings == s] for s in self._settings}
-        self._fused = {s: _fuse([models[i] for i in self._members[s]], [s]) for s in self._settings}
+        self._fused = {s: _fuse([models[i] for i in self._members[s]], s) for s in self._settings}
         #: Runs the models while the calling thread computes the next MFCCs and checks the voice (None: all on the
         #: caller's thread, one after another).
         self._worker = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kws-models") if overlap else None
