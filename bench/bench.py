@@ -169,6 +169,10 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
     predictor = inference.load_predictor(models_dir)
     load_s = time.perf_counter() - t_load
     models = predictor.models
+    t_load = time.perf_counter()  # the same models, every one answering one clip through XLA: the comparison
+    xla_models = inference.load_models(models_dir, engine="xla")
+    xla_load_s = time.perf_counter() - t_load
+    xla_predictor = inference.Predictor(xla_models, timing_runs=1)
     logger.info("latency: %d models from %s, %d runs each, clip %s", len(models), models_dir, runs, source)
 
     def features(m: inference.LoadedModel) -> np.ndarray:
@@ -195,6 +199,7 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         "all/predictor": lambda: predictor.predict(samples, 16000),
         "all/predictor_no_voice_check": lambda: unchecked.predict(samples, 16000),
         "all/predictor_in_turn": lambda: in_turn.predict(samples, 16000),
+        "all/predictor_xla": lambda: xla_predictor.predict(samples, 16000),
         "all/predictor_off_main": lambda: app_thread.submit(predictor.predict, samples, 16000).result(),
         "all/one_by_one": lambda: [m(f[m.settings]) for f in [all_features()] for m in models],
         "all/keras_predict": lambda: [
@@ -204,8 +209,9 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
             np.asarray(m.model(f[m.settings], training=False)) for f in [all_features()] for m in models
         ],
     }
-    for m in models:
+    for m, xla_m in zip(models, xla_models):
         methods[f"{m.name}/compiled"] = lambda m=m: m(features(m))
+        methods[f"{m.name}/xla"] = lambda m=xla_m: m(features(m))
         methods[f"{m.name}/keras_predict"] = lambda m=m: m.model.predict(features(m), verbose=0)
         methods[f"{m.name}/eager"] = lambda m=m: np.asarray(m.model(features(m), training=False))
 
@@ -223,7 +229,9 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         {
             "model": m.name,
             "params": int(m.meta.get("params", 0)),
+            "engine": m.engine,
             "compiled": stats[f"{m.name}/compiled"],
+            "xla": stats[f"{m.name}/xla"],
             "keras_predict": stats[f"{m.name}/keras_predict"],
             "eager": stats[f"{m.name}/eager"],
         }
@@ -234,6 +242,7 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         "models_dir": str(models_dir),
         "models": [m.name for m in models],
         "load_and_compile_s": round(load_s, 2),
+        "load_and_compile_xla_s": round(xla_load_s, 2),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "features_only": stats["features"],
@@ -242,6 +251,7 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
             "predictor_predict": stats["all/predictor"],
             "predictor_predict_no_voice_check": stats["all/predictor_no_voice_check"],
             "predictor_predict_in_turn": stats["all/predictor_in_turn"],
+            "predictor_predict_xla": stats["all/predictor_xla"],
             "predictor_predict_off_main_thread": stats["all/predictor_off_main"],
             "compiled_one_by_one": stats["all/one_by_one"],
             "keras_predict": stats["all/keras_predict"],
@@ -252,16 +262,27 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
 
 
 def latency_markdown(r: dict[str, Any]) -> str:
+    def maybe(stat: dict[str, float] | None) -> str:  # older results files have no XLA column
+        return ms(stat) if stat else ""
+
     rows = [
-        [p["model"], f"{p['params']:,}", ms(p["compiled"]), ms(p["keras_predict"]), ms(p["eager"])]
+        [
+            p["model"],
+            f"{p['params']:,}",
+            f"{ms(p['compiled'])} ({p.get('engine', 'xla')})",
+            maybe(p.get("xla")),
+            ms(p["keras_predict"]),
+            ms(p["eager"]),
+        ]
         for p in r["per_model"]
     ]
     a = r["all_models"]
     rows.append(
         [
-            f"**all {len(r['models'])} models** (kws: Predictor.predict, one fused call per feature settings)",
+            f"**all {len(r['models'])} models** (kws: Predictor.predict)",
             "",
             ms(a["predictor_predict"]),
+            maybe(a.get("predictor_predict_xla")),
             ms(a["keras_predict"]),
             ms(a["eager"]),
         ]
@@ -282,13 +303,16 @@ def latency_markdown(r: dict[str, Any]) -> str:
             if "predictor_predict_in_turn" in a  # older results files have none
             else ""
         )
-        + f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s. "
-        f"All {len(r['models'])} compiled models called one by one instead of in one fused call: "
-        f"{ms(a['compiled_one_by_one'])} ms."
+        + f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s"
+        + (
+            f" ({r['load_and_compile_xla_s']:.1f} s with every model through XLA). "
+            if "load_and_compile_xla_s" in r
+            else ". "
+        )
+        + f"All {len(r['models'])} models called one by one on this thread: {ms(a['compiled_one_by_one'])} ms."
     )
-    return "\n".join(
-        [head, "", table(["Model", "Params", "kws (compiled)", "model.predict(x)", "eager model(x)"], rows), "", notes]
-    )
+    header = ["Model", "Params", "kws (engine)", "kws through XLA", "model.predict(x)", "eager model(x)"]
+    return "\n".join([head, "", table(header, rows), "", notes])
 
 
 # --- 2. featurizing the dataset -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The one place TensorFlow and Keras are imported; every other module gets them from here.
+"""The one place TensorFlow, Keras and the LiteRT interpreter are imported; every other module gets them here.
 
 Why: with tensorflow-cpu 2.21 and pylibsrtp 1.0 (pulled in by aiortc for streamlit-webrtc), importing
 TensorFlow first and pylibsrtp afterwards segfaults the process: libsrtp's self-test resolves ``HMAC_Init_ex``
@@ -20,7 +20,8 @@ except ImportError:  # the library works without the microphone stack
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402  (kws.lite; after pylibsrtp like the others)
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
-__all__ = ["keras", "tf"]
+__all__ = ["Interpreter", "keras", "tf"]

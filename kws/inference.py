@@ -1,12 +1,12 @@
 """Inference: load every model of a folder once, compile it, and answer a waveform in a few milliseconds.
 
-``model.predict`` builds a data pipeline per call (~30 ms a model); instead each model is wrapped in an
-XLA-compiled ``tf.function`` for one clip (a fixed shape, compiled once at load time) and a plain graph
-function for batches (XLA would recompile for every new batch size). A :class:`Predictor` also fuses the models
-that share feature settings into one XLA call per clip: one launch instead of five, with no Python in between,
-cuts the time for all six by about a third (measured). The calls run on the predictor's own thread while the
-caller computes the next MFCCs and checks the voice. A loaded model is never changed after loading, so one
-:class:`Predictor` can serve every user of a server.
+``model.predict`` builds a data pipeline per call (~30 ms a model); instead each model answers one clip through
+its TensorFlow Lite copy (:mod:`kws.lite`, ~0.3 ms a model), or, where a model will not convert, through an
+XLA-compiled ``tf.function`` for one clip (a fixed shape, compiled once at load time; the XLA models that share
+feature settings are fused into one call). Batches go through a plain graph function (XLA would recompile for
+every new batch size). The models run on the predictor's own threads while the caller computes the next MFCCs
+and checks the voice. A loaded model is never changed after loading, so one :class:`Predictor` can serve every
+user of a server.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from kws import store
+from kws import lite, store
 from kws import zoo as _zoo  # noqa: F401  registers CepstralMeanNorm, which saved models contain
 from kws._tf import keras, tf
 from kws.audio import Clip, clip_from_array
@@ -54,15 +54,20 @@ class LoadedModel:
     labels: tuple[str, ...]
     _single: Any = field(repr=False, default=None)
     _batch: Any = field(repr=False, default=None)
+    #: What answers one clip: ``"tflite"`` (the LiteRT interpreter), ``"xla"`` or ``"graph"`` (XLA failed).
+    engine: str = "xla"
 
     @property
     def meta(self) -> dict[str, Any]:
         return self.info.meta
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for inputs ``(n, frames, coeffs)``: one clip through XLA, more through the graph."""
-        fn = self._single if len(x) == 1 else self._batch
-        return fn(tf.constant(x, dtype=tf.float32)).numpy()
+        """Probabilities for inputs ``(n, frames, coeffs)``: one clip through :attr:`engine`, more through the graph."""
+        if len(x) != 1:
+            return self._batch(tf.constant(x, dtype=tf.float32)).numpy()
+        if self.engine == "tflite":
+            return self._single(x)
+        return self._single(tf.constant(x, dtype=tf.float32)).numpy()
 
     def predict_batch(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Probabilities for many inputs at once (evaluation)."""
@@ -73,26 +78,61 @@ class LoadedModel:
         )
 
 
-def _compile(model: Any, input_shape: tuple[int, int]) -> tuple[Any, Any]:
-    """(single-clip function, batch function), both traced and warmed up now, not on a user's clip."""
+#: How one clip is answered: TFLite where a model converts (else XLA), or XLA for every model (the bench's
+#: comparison, and what a model that will not convert gets).
+ENGINES: tuple[str, ...] = ("tflite", "xla")
 
-    def run(x):
-        return model(x, training=False)
 
-    batch = tf.function(run, input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
+def _batch_function(model: Any, input_shape: tuple[int, int]) -> Any:
+    """A graph function for batches of any size, traced and warmed up now, not on a user's clips."""
+    batch = tf.function(
+        lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)]
+    )
     batch(tf.zeros((2, *input_shape)))
-    single = tf.function(run, input_signature=[tf.TensorSpec((1, *input_shape), tf.float32)], jit_compile=True)
+    return batch
+
+
+def _compile(model: Any, input_shape: tuple[int, int], batch: Any) -> tuple[Any, str]:
+    """(single-clip function, engine): XLA-compiled for one clip and warmed up now, else the plain graph."""
+    single = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec((1, *input_shape), tf.float32)],
+        jit_compile=True,
+    )
     try:
         single(tf.zeros((1, *input_shape)))
     except Exception as err:  # XLA cannot compile every op everywhere: the plain graph still works
         logger.warning("XLA compile failed for %s (%s); using a plain graph", model.name, err)
-        single = batch
+        return batch, "graph"
     # the concrete function skips tf.function's argument binding: ~0.2 ms less per call
-    return single.get_concrete_function(), batch
+    return single.get_concrete_function(), "xla"
 
 
-def load_models(models_dir: str | Path) -> list[LoadedModel]:
-    """Load and compile every model in ``models_dir``; settings and labels come from each model's JSON."""
+def _lite_runner(info: store.ModelInfo, model: Any, input_shape: tuple[int, int], batch: Any) -> lite.LiteRunner | None:
+    """The model's TFLite interpreter, once it answers a test input as Keras does; None where it cannot."""
+    blob = lite.flatbuffer_for(info.keras_path, model, input_shape)
+    if blob is None:
+        return None
+    try:
+        runner = lite.LiteRunner(blob)
+        probe = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
+        gap = float(np.max(np.abs(runner(probe) - batch(tf.constant(probe)).numpy())))
+    except Exception as err:  # a damaged cache file, or an op the interpreter lacks
+        logger.warning("the TFLite copy of %s does not run (%s); it answers through XLA", info.name, err)
+        return None
+    if not gap < 1e-4:
+        logger.warning("the TFLite copy of %s answers differently (by %.2g); it answers through XLA", info.name, gap)
+        return None
+    return runner
+
+
+def load_models(models_dir: str | Path, engine: str = ENGINES[0]) -> list[LoadedModel]:
+    """Load and compile every model in ``models_dir``; settings and labels come from each model's JSON.
+
+    ``engine`` says how one clip is answered (:data:`ENGINES`): ``"tflite"`` falls back to XLA per model.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from: {', '.join(ENGINES)}")
     loaded = []
     for info in store.list_models(models_dir):
         if not zipfile.is_zipfile(info.keras_path):  # Keras would call a cut-off file "not found"
@@ -107,8 +147,10 @@ def load_models(models_dir: str | Path) -> list[LoadedModel]:
             raise store.ModelStoreError(
                 f"{info.keras_path}: model input {model.input_shape[1:]} does not match its settings {expected}"
             )
-        single, batch = _compile(model, expected)
-        loaded.append(LoadedModel(info.name, info, model, settings, info.labels, single, batch))
+        batch = _batch_function(model, expected)
+        runner = _lite_runner(info, model, expected, batch) if engine == "tflite" else None
+        single, kind = (runner, "tflite") if runner is not None else _compile(model, expected, batch)
+        loaded.append(LoadedModel(info.name, info, model, settings, info.labels, single, batch, kind))
     return loaded
 
 
@@ -266,7 +308,15 @@ class Predictor:
         #: The feature settings most models use: what the app draws.
         self.display_settings: FeatureSettings = self._settings[0]
         self._members = {s: [i for i, m in enumerate(models) if m.settings == s] for s in self._settings}
-        self._fused = {s: _fuse([models[i] for i in self._members[s]], s) for s in self._settings}
+        #: Per settings, the models without a TFLite copy, which answer together in one fused XLA call.
+        self._xla = {s: [i for i in self._members[s] if models[i].engine != "tflite"] for s in self._settings}
+        self._fused = {s: _fuse([models[i] for i in self._xla[s]], s) if self._xla[s] else None for s in self._xla}
+        #: Per settings, what one worker task answers: the fused XLA models together, each TFLite model alone
+        #: (the interpreters let go of the GIL, so two run at once on two cores).
+        self._tasks = {
+            s: ([self._xla[s]] if self._xla[s] else []) + [[i] for i in self._members[s] if i not in self._xla[s]]
+            for s in self._settings
+        }
         #: Runs the models while the calling thread computes the next MFCCs and checks the voice (None: all on the
         #: caller's thread, one after another).
         self._worker = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kws-models") if overlap else None
@@ -283,9 +333,9 @@ class Predictor:
 
     @property
     def fused(self) -> bool:
-        """True when the models of each feature settings answer in one XLA call (False: one call each for some,
-        when fusing failed)."""
-        return all(f is not None for f in self._fused.values())
+        """True when the XLA models of each feature settings answer in one call (False: one call each for some,
+        when fusing failed); TFLite models are called one by one."""
+        return all(self._fused[s] is not None for s, xla in self._xla.items() if xla)
 
     def features_for(self, samples: np.ndarray, settings: FeatureSettings) -> tuple[Window, np.ndarray]:
         """The window and MFCCs of 16 kHz samples under ``settings`` (the one feature path)."""
@@ -303,13 +353,13 @@ class Predictor:
             windows[s] = found[geometry]
         return windows
 
-    def _run(self, settings: FeatureSettings, x: np.ndarray) -> list[np.ndarray]:
-        """The probabilities of the models that use ``settings`` for their MFCCs ``x``: one fused call, or one call
-        per model."""
+    def _run(self, settings: FeatureSettings, task: list[int], x: np.ndarray) -> list[np.ndarray]:
+        """The probabilities of the models ``task`` (indices; all take ``settings``) for their MFCCs ``x``: the
+        fused call when the task is the settings' XLA models, else one call per model."""
         fused = self._fused[settings]
-        if fused is not None:
+        if fused is not None and task is self._xla[settings]:
             return [np.asarray(o)[0] for o in fused(tf.constant(x[None]))]
-        return [self.models[i](x[None])[0] for i in self._members[settings]]
+        return [self.models[i](x[None])[0] for i in task]
 
     def _answer(
         self, windows: dict[FeatureSettings, Window], check: bool
@@ -317,21 +367,23 @@ class Predictor:
         """Window and MFCCs per settings, every model's probabilities (in model order), and, with ``check``, the
         aperiodicity of the shown window (else None).
 
-        Each settings' models start on the worker thread as soon as their MFCCs are ready, while this thread
-        computes the next MFCCs and the voice check: TensorFlow lets go of the GIL, and its calls also run faster
-        off the main thread. 0.3 ms less than the same steps one after another (bench/results_latency.json).
+        Each settings' models start on the worker threads as soon as their MFCCs are ready, while this thread
+        computes the next MFCCs and the voice check: TensorFlow and the TFLite interpreter let go of the GIL, and
+        TensorFlow's calls also run faster off the main thread (bench/results_latency.json).
         """
         inputs: dict[FeatureSettings, tuple[Window, np.ndarray]] = {}
-        pending: list[Future[list[np.ndarray]] | list[np.ndarray]] = []
+        pending: list[tuple[list[int], Future[list[np.ndarray]] | list[np.ndarray]]] = []
         for s in self._settings:
-            inputs[s] = (windows[s], mfcc(windows[s].samples, s))
-            work = self._worker.submit(self._run, s, inputs[s][1]) if self._worker else self._run(s, inputs[s][1])
-            pending.append(work)
+            inputs[s] = (windows[s], x := mfcc(windows[s].samples, s))
+            for task in self._tasks[s]:
+                pending.append(
+                    (task, self._worker.submit(self._run, s, task, x) if self._worker else self._run(s, task, x))
+                )
         shown = self.display_settings
         aperiodic = aperiodicity(windows[shown].samples, shown.sample_rate) if check else None
         outputs: list[np.ndarray] = [np.empty(0)] * len(self.models)
-        for s, work in zip(self._settings, pending):
-            for i, probs in zip(self._members[s], work.result() if isinstance(work, Future) else work):
+        for task, work in pending:
+            for i, probs in zip(task, work.result() if isinstance(work, Future) else work):
                 outputs[i] = probs
         return inputs, outputs, aperiodic
 

@@ -139,3 +139,41 @@ def reference_log_mel(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
     )
     ref = np.max if s.level == "peak" else 1.0
     return librosa.power_to_db(mel, ref=ref, amin=1e-10, top_db=s.top_db).T
+
+
+def fake_meta(name: str, architecture: str, settings_name: str, params: int = 0) -> dict:
+    """Every field a model's JSON must hold, with made-up scores (for models saved by tests)."""
+    from kws.features import PRESETS
+
+    settings = PRESETS[settings_name]
+    return {
+        "name": name,
+        "architecture": config.ARCHITECTURES.get(architecture, architecture),
+        "feature_settings": settings.to_dict(),
+        "labels": list(config.LABELS),
+        "params": params,
+        "size_bytes": 0,
+        "test_accuracy": 0.5,
+        "per_class_accuracy": dict.fromkeys(config.LABELS, 0.5),
+        "confusion": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+        "history": {"loss": [1.0]},
+        "train_seconds": 0.1,
+        "dataset_fingerprint": "test",
+        "versions": {},
+        "created": "2026-01-01T00:00:00+00:00",
+    }
+
+
+def save_model(folder: Path, name: str, architecture: str, settings_name: str, seed: int = 0):
+    """Build an untrained model for the preset's input, save it with metadata; returns the Keras model."""
+    from kws import store, zoo
+    from kws.features import PRESETS, shapes
+
+    zoo.keras.utils.set_random_seed(seed)
+    model = zoo.build(architecture, shapes(PRESETS[settings_name]).input_shape, len(config.LABELS))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / f"{name}.keras")
+    meta = fake_meta(name, architecture, settings_name, int(model.count_params()))
+    meta["size_bytes"] = (folder / f"{name}.keras").stat().st_size
+    store.write_json_atomic(folder / f"{name}.json", meta)
+    return model

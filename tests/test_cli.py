@@ -62,8 +62,12 @@ def with_shipped(monkeypatch):
         pytest.skip("no shipped models in models/")
     from kws import inference
 
-    models = list(shipped_models())
-    monkeypatch.setattr(inference, "load_models", lambda models_dir: models)
+    models, load = list(shipped_models()), inference.load_models
+
+    def load_models(models_dir, engine="tflite"):  # the bench's XLA comparison loads its own
+        return models if engine == "tflite" else load(models_dir, engine)
+
+    monkeypatch.setattr(inference, "load_models", load_models)
     monkeypatch.setattr(inference, "load_predictor", lambda models_dir: inference.Predictor(models))
     return config.SHIPPED_MODELS_DIR
 

@@ -9,43 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _audio_util import word_like
+from _audio_util import fake_meta, save_model, word_like
 
-from kws import inference, store, zoo
+from kws import inference, store
 from kws.config import LABELS
 from kws.features import PRESETS, mfcc, shapes
-
-
-def fake_meta(name: str, architecture: str, settings_name: str, params: int = 0) -> dict:
-    settings = PRESETS[settings_name]
-    return {
-        "name": name,
-        "architecture": zoo.ARCHITECTURES.get(architecture, architecture),
-        "feature_settings": settings.to_dict(),
-        "labels": list(LABELS),
-        "params": params,
-        "size_bytes": 0,
-        "test_accuracy": 0.5,
-        "per_class_accuracy": dict.fromkeys(LABELS, 0.5),
-        "confusion": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
-        "history": {"loss": [1.0]},
-        "train_seconds": 0.1,
-        "dataset_fingerprint": "test",
-        "versions": {},
-        "created": "2026-01-01T00:00:00+00:00",
-    }
-
-
-def save_model(folder: Path, name: str, architecture: str, settings_name: str, seed: int = 0):
-    """Build an untrained model for the preset's input, save it with metadata; returns the Keras model."""
-    zoo.keras.utils.set_random_seed(seed)
-    model = zoo.build(architecture, shapes(PRESETS[settings_name]).input_shape, len(LABELS))
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / f"{name}.keras")
-    meta = fake_meta(name, architecture, settings_name, int(model.count_params()))
-    meta["size_bytes"] = (folder / f"{name}.keras").stat().st_size
-    store.write_json_atomic(folder / f"{name}.json", meta)
-    return model
 
 
 @pytest.fixture(scope="module")
