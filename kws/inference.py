@@ -311,10 +311,11 @@ class Predictor:
         #: Per settings, the models without a TFLite copy, which answer together in one fused XLA call.
         self._xla = {s: [i for i in self._members[s] if models[i].engine != "tflite"] for s in self._settings}
         self._fused = {s: _fuse([models[i] for i in self._xla[s]], s) if self._xla[s] else None for s in self._xla}
-        #: Per settings, what one worker task answers: the fused XLA models together, each TFLite model alone
-        #: (the interpreters let go of the GIL, so two run at once on two cores).
-        self._tasks = {
-            s: ([self._xla[s]] if self._xla[s] else []) + [[i] for i in self._members[s] if i not in self._xla[s]]
+        #: Per settings, what one worker task answers: ``(True, the XLA models)`` for their fused call, and
+        #: ``(False, [i])`` for each TFLite model alone (the interpreters let go of the GIL: two run at once).
+        self._tasks: dict[FeatureSettings, list[tuple[bool, list[int]]]] = {
+            s: ([(True, self._xla[s])] if self._xla[s] else [])
+            + [(False, [i]) for i in self._members[s] if i not in self._xla[s]]
             for s in self._settings
         }
         #: Runs the models while the calling thread computes the next MFCCs and checks the voice (None: all on the
@@ -353,13 +354,14 @@ class Predictor:
             windows[s] = found[geometry]
         return windows
 
-    def _run(self, settings: FeatureSettings, task: list[int], x: np.ndarray) -> list[np.ndarray]:
-        """The probabilities of the models ``task`` (indices; all take ``settings``) for their MFCCs ``x``: the
-        fused call when the task is the settings' XLA models, else one call per model."""
+    def _run(self, settings: FeatureSettings, task: tuple[bool, list[int]], x: np.ndarray) -> list[np.ndarray]:
+        """The probabilities of the models of ``task`` (see ``_tasks``; all take ``settings``) for their MFCCs
+        ``x``: one fused call for the XLA models, unless fusing failed, else one call per model."""
+        together, members = task
         fused = self._fused[settings]
-        if fused is not None and task is self._xla[settings]:
+        if together and fused is not None:
             return [np.asarray(o)[0] for o in fused(tf.constant(x[None]))]
-        return [self.models[i](x[None])[0] for i in task]
+        return [self.models[i](x[None])[0] for i in members]
 
     def _answer(
         self, windows: dict[FeatureSettings, Window], check: bool
@@ -372,7 +374,7 @@ class Predictor:
         TensorFlow's calls also run faster off the main thread (bench/results_latency.json).
         """
         inputs: dict[FeatureSettings, tuple[Window, np.ndarray]] = {}
-        pending: list[tuple[list[int], Future[list[np.ndarray]] | list[np.ndarray]]] = []
+        pending: list[tuple[tuple[bool, list[int]], Future[list[np.ndarray]] | list[np.ndarray]]] = []
         for s in self._settings:
             inputs[s] = (windows[s], x := mfcc(windows[s].samples, s))
             for task in self._tasks[s]:
@@ -382,8 +384,8 @@ class Predictor:
         shown = self.display_settings
         aperiodic = aperiodicity(windows[shown].samples, shown.sample_rate) if check else None
         outputs: list[np.ndarray] = [np.empty(0)] * len(self.models)
-        for task, work in pending:
-            for i, probs in zip(task, work.result() if isinstance(work, Future) else work):
+        for (_, members), work in pending:
+            for i, probs in zip(members, work.result() if isinstance(work, Future) else work):
                 outputs[i] = probs
         return inputs, outputs, aperiodic
 
