@@ -1,4 +1,5 @@
-"""Helpers for tests: generated audio and dataset folders (no real data needed), and loading bench scripts."""
+"""Helpers for tests: generated audio, dataset folders and folders of untrained models (no real data needed), and
+loading bench scripts."""
 
 from __future__ import annotations
 
