@@ -59,7 +59,10 @@ COLUMN_HELP: dict[str, str] = {
     "params": "Trainable and fixed weights in the network",
     "size_kb": "Size of the saved model file, in kilobytes",
     "accuracy": "Share of the test clips (speakers never heard in training) the model names right",
-    "latency_ms": "Median time to answer one clip: finding the word, MFCCs and one forward pass",
+    "latency_ms": (
+        "Median time to answer one clip: finding the word, MFCCs and one forward pass through the model's "
+        "TensorFlow Lite copy (XLA where a model will not convert)"
+    ),
     "train_s": "Wall-clock seconds the training run took on the machine that trained it",
     "epochs": "Passes over the training clips before training stopped",
     "overfit_gap": (

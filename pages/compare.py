@@ -35,7 +35,8 @@ st.subheader("Every model")
 st.dataframe(scores, hide_index=True, column_config=ui.comparison_columns(scores))
 st.caption(
     "From each model's saved metadata: accuracy on the speaker-disjoint test split (no test speaker was heard "
-    f"in training). Latency: median per clip (finding the word, MFCCs, one forward pass), timed on {timed_on}."
+    "in training). Latency: median per clip (finding the word, MFCCs, one forward pass through the model's "
+    f"TensorFlow Lite copy where it has one), timed on {timed_on}."
 )
 
 st.subheader("Confusion matrices")
