@@ -20,7 +20,11 @@ except ImportError:  # the library works without the microphone stack
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from ai_edge_litert.interpreter import Interpreter  # noqa: E402  (kws.lite; after pylibsrtp like the others)
+
+try:  # kws.lite's interpreter, loaded after pylibsrtp like TensorFlow; without it the models answer through XLA
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:
+    Interpreter = None
 
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 

@@ -108,22 +108,40 @@ def _compile(model: Any, input_shape: tuple[int, int], batch: Any) -> tuple[Any,
     return single.get_concrete_function(), "xla"
 
 
-def _lite_runner(info: store.ModelInfo, model: Any, input_shape: tuple[int, int], batch: Any) -> lite.LiteRunner | None:
-    """The model's TFLite interpreter, once it answers a test input as Keras does; None where it cannot."""
-    blob = lite.flatbuffer_for(info.keras_path, model, input_shape)
-    if blob is None:
-        return None
+def _checked_runner(blob: bytes, input_shape: tuple[int, int], batch: Any) -> tuple[lite.LiteRunner | None, str]:
+    """A runner for ``blob`` once it answers a random input as Keras does (to 1e-4), else None and why not."""
     try:
         runner = lite.LiteRunner(blob)
         probe = np.random.default_rng(0).standard_normal((1, *input_shape)).astype(np.float32)
         gap = float(np.max(np.abs(runner(probe) - batch(tf.constant(probe)).numpy())))
-    except Exception as err:  # a damaged cache file, or an op the interpreter lacks
-        logger.warning("the TFLite copy of %s does not run (%s); it answers through XLA", info.name, err)
-        return None
+    except Exception as err:  # a damaged file, or an op the interpreter lacks
+        return None, f"does not run ({err})"
     if not gap < 1e-4:
-        logger.warning("the TFLite copy of %s answers differently (by %.2g); it answers through XLA", info.name, gap)
+        return None, f"answers differently (by {gap:.2g})"
+    return runner, ""
+
+
+def _lite_runner(info: store.ModelInfo, model: Any, input_shape: tuple[int, int], batch: Any) -> lite.LiteRunner | None:
+    """The model's TFLite interpreter, checked against Keras; None (logged) where it cannot have one.
+
+    A cached copy that fails the check is converted afresh once, replacing it, before the model falls back.
+    """
+    if not lite.AVAILABLE:
+        logger.warning("LiteRT is not installed: %s answers through XLA", info.name)
         return None
-    return runner
+    for fresh in (False, True):
+        found = lite.flatbuffer_for(info.keras_path, model, input_shape, fresh=fresh)
+        if found is None:
+            break
+        blob, cached = found
+        runner, why = _checked_runner(blob, input_shape, batch)
+        if runner is not None:
+            return runner
+        logger.warning("the TFLite copy of %s %s%s", info.name, why, "; converting it again" if cached else "")
+        if not cached:
+            break
+    logger.warning("%s answers through XLA", info.name)
+    return None
 
 
 def load_models(models_dir: str | Path, engine: str = ENGINES[0]) -> list[LoadedModel]:

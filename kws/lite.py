@@ -12,6 +12,7 @@ its XLA path (:mod:`kws.inference`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import logging
@@ -30,31 +31,40 @@ from kws._tf import Interpreter, keras, tf
 
 logger = logging.getLogger(__name__)
 
-#: Native libraries print to the process's stdout and stderr while converting and when XNNPACK starts; the
-#: CLI's ``--json`` output and one-line errors must not carry that, so those moments run with both silenced.
-_SILENCE_LOCK = threading.Lock()
+#: One stderr silencing at a time (they save and restore the same file descriptor).
+_STDERR_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _silenced() -> Iterator[None]:
-    """Send ``sys.stdout``, ``sys.stderr`` and file descriptors 1 and 2 (where native code writes) nowhere for the
-    block."""
-    with _SILENCE_LOCK:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        saved = [os.dup(1), os.dup(2)]
-        devnull = os.open(os.devnull, os.O_WRONLY)
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block: XNNPACK announces itself there, past ``sys.stderr``,
+    when the first interpreter starts, and the CLI's errors must stay one line.
+
+    The whole process's stderr goes for those few milliseconds; a descriptor that is not open is left alone.
+    """
+    with _STDERR_LOCK:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
         try:
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                yield
+            saved: int | None = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, 3)
+        except OSError:  # no stderr at all: nothing to silence
+            saved = None
+        try:
+            if saved is not None:
+                devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.dup2(devnull, 2)
+                finally:
+                    os.close(devnull)
+            yield
         finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in (*saved, devnull):
-                os.close(fd)
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
+#: False where the LiteRT package is missing: every model then answers through XLA.
+AVAILABLE = Interpreter is not None
 
 
 #: Bumped whenever :func:`convert` changes what it makes, so older cached copies are not used.
@@ -81,7 +91,8 @@ def convert(model: Any, input_shape: tuple[int, ...]) -> bytes:
     copy.set_weights(model.get_weights())
     inputs = keras.Input(input_shape, batch_size=1)
     wrapper = keras.Model(inputs, copy(inputs, training=False))
-    with _silenced():
+    # Keras prints "Saved artifact at ..." while exporting for the converter: keep it off `predict --json`'s stdout
+    with contextlib.redirect_stdout(io.StringIO()):
         return tf.lite.TFLiteConverter.from_keras_model(wrapper).convert()
 
 
@@ -93,22 +104,28 @@ def cache_path(keras_path: Path) -> Path:
     return config.cache_dir() / "tflite" / name
 
 
-def flatbuffer_for(keras_path: Path, model: Any, input_shape: tuple[int, ...]) -> bytes | None:
-    """The TFLite copy of the model saved at ``keras_path``: from the cache, else converted now and cached.
+def flatbuffer_for(
+    keras_path: Path, model: Any, input_shape: tuple[int, ...], fresh: bool = False
+) -> tuple[bytes, bool] | None:
+    """The TFLite copy of the model saved at ``keras_path`` and whether it came from the cache: from the cache
+    unless ``fresh``, else converted now and cached.
 
-    None (logged) when the model will not convert; an unwritable cache only costs the conversion next time.
+    None (logged) when the model will not convert; a cache that cannot be read or written only costs a conversion.
     """
     path = cache_path(keras_path)
-    if path.is_file():
+    if not fresh:
         try:
-            return path.read_bytes()
+            return path.read_bytes(), True
+        except FileNotFoundError:
+            pass
         except OSError as err:
             logger.warning("cannot read %s (%s); converting again", path, err)
     try:
         blob = convert(model, input_shape)
     except Exception as err:  # an op TFLite lacks: the caller keeps the XLA path
-        logger.warning("%s will not convert to TFLite (%s); it answers through XLA", keras_path.name, err)
+        logger.warning("%s will not convert to TFLite (%s)", keras_path.name, err)
         return None
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -117,7 +134,9 @@ def flatbuffer_for(keras_path: Path, model: Any, input_shape: tuple[int, ...]) -
         os.replace(tmp, path)  # a reader never sees half a file
     except OSError as err:
         logger.warning("cannot cache the TFLite copy at %s (%s)", path, err)
-    return blob
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return blob, False
 
 
 class LiteRunner:
@@ -128,7 +147,9 @@ class LiteRunner:
     """
 
     def __init__(self, flatbuffer: bytes):
-        with _silenced():  # XNNPACK announces itself on stderr the first time
+        if Interpreter is None:
+            raise RuntimeError("the LiteRT interpreter (ai-edge-litert) is not installed")
+        with _native_stderr_silenced():  # XNNPACK announces itself on stderr the first time
             self._interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
             self._interpreter.allocate_tensors()
         (inp,) = self._interpreter.get_input_details()

@@ -4,6 +4,7 @@ copy will not convert, load or agree answers through XLA instead; nothing native
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -53,17 +54,18 @@ def test_a_copy_is_converted_once_and_named_by_the_model_bytes(tmp_path, own_cac
     shape = shapes(PRESETS["standard"]).input_shape
     path_a, path_b = (lite.cache_path(tmp_path / d / "cnn1.keras") for d in "ab")
     assert path_a != path_b and path_a.parent == own_cache / "tflite" and f"-r{lite.RECIPE}." in path_a.name
-    blob = lite.flatbuffer_for(tmp_path / "a" / "cnn1.keras", original, shape)
-    assert path_a.read_bytes() == blob and not path_b.exists()
+    blob, cached = lite.flatbuffer_for(tmp_path / "a" / "cnn1.keras", original, shape)
+    assert not cached and path_a.read_bytes() == blob and not path_b.exists()
     assert [p.name for p in path_a.parent.iterdir()] == [path_a.name]  # no temporary file left behind
 
     monkeypatch.setattr(lite, "convert", lambda *a: pytest.fail("converted again"))
-    assert lite.flatbuffer_for(tmp_path / "a" / "cnn1.keras", original, shape) == blob
+    assert lite.flatbuffer_for(tmp_path / "a" / "cnn1.keras", original, shape) == (blob, True)
 
 
 def test_models_without_a_working_copy_answer_through_xla(tmp_path, monkeypatch, caplog) -> None:
-    """A copy that will not convert, one whose cached file is damaged, and one that answers differently: each
-    model falls back to XLA on its own, with a warning, and still answers as Keras does."""
+    """A damaged cached copy is converted again and replaces the bad file; a copy that will not convert and one
+    that answers differently make their model fall back to XLA on its own, with a warning, still answering as
+    Keras does beside the TFLite models."""
     originals = {
         "perceptron": save_model(tmp_path, "perceptron", "perceptron", "lecture", seed=1),
         "cnn1": save_model(tmp_path, "cnn1", "cnn1", "standard", seed=2),
@@ -85,32 +87,40 @@ def test_models_without_a_working_copy_answer_through_xla(tmp_path, monkeypatch,
             return super().__call__(x) + (0.1 if lecture else 0.0)
 
     lite.cache_path(tmp_path / "lstm.keras").unlink()
-    lite.cache_path(tmp_path / "perceptron.keras").unlink()
     monkeypatch.setattr(lite, "convert", convert)
     monkeypatch.setattr(lite, "LiteRunner", Off)
     with caplog.at_level(logging.WARNING, logger="kws"):
         loaded = {m.name: m for m in inference.load_models(tmp_path)}
-    assert {n: m.engine for n, m in loaded.items()} == {
-        "perceptron": "xla",
-        "cnn1": "xla",
-        "lstm": "xla",
-        "best": "tflite",
-    }
-    said = " ".join(r.getMessage() for r in caplog.records)
-    assert (
-        "perceptron answers differently" in said
-        and "cnn1 does not run" in said
-        and "lstm.keras will not convert" in said
-    )
+    engines = {n: m.engine for n, m in loaded.items()}
+    assert engines == {"perceptron": "xla", "cnn1": "tflite", "lstm": "xla", "best": "tflite"}
+    said = [r.getMessage() for r in caplog.records]
+    assert any("cnn1 does not run" in m and m.endswith("converting it again") for m in said), said
+    assert lite.cache_path(tmp_path / "cnn1.keras").read_bytes() != b"not a flatbuffer"  # replaced
+    assert any("perceptron answers differently" in m for m in said) and "perceptron answers through XLA" in said
+    assert any("lstm.keras will not convert" in m for m in said) and "lstm answers through XLA" in said
     for name, m in loaded.items():
         x = mfcc(word_like(1.0), m.settings)[None]
         np.testing.assert_allclose(m(x), np.asarray(originals[name](x, training=False)), atol=1e-5)
     predictor = inference.Predictor(list(loaded.values()), timing_runs=1)  # XLA and TFLite models side by side
     alone = [m(predictor.features_for(word_like(1.0), m.settings)[1][None])[0] for m in loaded.values()]
     together = predictor.predict(word_like(1.0), 16000)
-    assert predictor.fused and [a.name for a in together.answers] == list(loaded)
+    assert predictor.fused
     for answer, probs in zip(together.answers, alone):
         np.testing.assert_allclose(list(answer.probabilities.values()), probs, atol=1e-5)
+
+
+def test_a_cache_that_cannot_be_read_or_written_costs_only_a_conversion(tmp_path, caplog) -> None:
+    original = save_model(tmp_path, "cnn1", "cnn1", "standard", seed=1)
+    path = lite.cache_path(tmp_path / "cnn1.keras")
+    path.mkdir(parents=True)  # in the copy's place: reading it and replacing it both fail
+    shape = shapes(PRESETS["standard"]).input_shape
+    with caplog.at_level(logging.WARNING, logger="kws.lite"):
+        blob, cached = lite.flatbuffer_for(tmp_path / "cnn1.keras", original, shape)
+    assert not cached and lite.LiteRunner(blob).input_shape == (1, *shape)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "cannot read" in said and "cannot cache the TFLite copy" in said
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left behind
+    assert [m.engine for m in inference.load_models(tmp_path)] == ["tflite"]
 
 
 def test_one_runner_serves_many_threads(tmp_path) -> None:
@@ -147,3 +157,22 @@ assert m.engine == "tflite", m.engine
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (proc.stdout, proc.stderr) == ("", ""), (proc.stdout[-500:], proc.stderr[-500:])
     assert any((tmp_path / "cache" / "tflite").iterdir())
+
+
+def test_a_closed_stderr_leaves_stdout_alone(tmp_path) -> None:
+    """A process started without stderr (``2>&-``): silencing XNNPACK's line must not take stdout instead."""
+    save_model(tmp_path, "cnn1", "cnn1", "standard")
+    code = f"""
+from kws import inference
+m = inference.load_models({str(tmp_path)!r})[0]
+print(m.engine)
+"""
+    env = env_without() | {"KWS_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, preexec_fn=close_stderr
+    )
+    assert proc.returncode == 0 and proc.stdout == "tflite\n", (proc.returncode, proc.stdout[-500:])
+
+
+def close_stderr() -> None:
+    os.close(2)
