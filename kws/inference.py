@@ -52,6 +52,7 @@ class LoadedModel:
     model: Any
     settings: FeatureSettings
     labels: tuple[str, ...]
+    #: Probabilities for one clip, numpy in and out, whatever the engine.
     _single: Any = field(repr=False, default=None)
     _batch: Any = field(repr=False, default=None)
     #: What answers one clip: ``"tflite"`` (the LiteRT interpreter), ``"xla"`` or ``"graph"`` (XLA failed).
@@ -63,18 +64,17 @@ class LoadedModel:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for inputs ``(n, frames, coeffs)``: one clip through :attr:`engine`, more through the graph."""
-        if len(x) != 1:
-            return self._batch(tf.constant(x, dtype=tf.float32)).numpy()
-        if self.engine == "tflite":
-            return self._single(x)
-        return self._single(tf.constant(x, dtype=tf.float32)).numpy()
+        return self._single(x) if len(x) == 1 else self.predict_batch(x)
 
     def predict_batch(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Probabilities for many inputs at once (evaluation)."""
         if len(x) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         return np.concatenate(
-            [self._batch(tf.constant(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+            [
+                self._batch(tf.constant(x[i : i + batch_size], dtype=tf.float32)).numpy()
+                for i in range(0, len(x), batch_size)
+            ]
         )
 
 
@@ -92,8 +92,14 @@ def _batch_function(model: Any, input_shape: tuple[int, int]) -> Any:
     return batch
 
 
+def _on_numpy(fn: Any) -> Any:
+    """A TensorFlow function as one that takes and returns numpy arrays (as a TFLite runner does)."""
+    return lambda x: fn(tf.constant(x, dtype=tf.float32)).numpy()
+
+
 def _compile(model: Any, input_shape: tuple[int, int], batch: Any) -> tuple[Any, str]:
-    """(single-clip function, engine): XLA-compiled for one clip and warmed up now, else the plain graph."""
+    """(single-clip function on numpy, engine): XLA-compiled for one clip and warmed up now, else the plain
+    graph."""
     single = tf.function(
         lambda x: model(x, training=False),
         input_signature=[tf.TensorSpec((1, *input_shape), tf.float32)],
@@ -103,9 +109,9 @@ def _compile(model: Any, input_shape: tuple[int, int], batch: Any) -> tuple[Any,
         single(tf.zeros((1, *input_shape)))
     except Exception as err:  # XLA cannot compile every op everywhere: the plain graph still works
         logger.warning("XLA compile failed for %s (%s); using a plain graph", model.name, err)
-        return batch, "graph"
+        return _on_numpy(batch), "graph"
     # the concrete function skips tf.function's argument binding: ~0.2 ms less per call
-    return single.get_concrete_function(), "xla"
+    return _on_numpy(single.get_concrete_function()), "xla"
 
 
 def _checked_runner(blob: bytes, input_shape: tuple[int, int], batch: Any) -> tuple[lite.LiteRunner | None, str]:

@@ -18,7 +18,6 @@ import io
 import logging
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kws import config
+from kws import config, store
 from kws._tf import Interpreter, keras, tf
 
 logger = logging.getLogger(__name__)
@@ -125,17 +124,10 @@ def flatbuffer_for(
     except Exception as err:  # an op TFLite lacks: the caller keeps the XLA path
         logger.warning("%s will not convert to TFLite (%s)", keras_path.name, err)
         return None
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)  # a reader never sees half a file
+        store.write_bytes_atomic(path, blob)
     except OSError as err:
         logger.warning("cannot cache the TFLite copy at %s (%s)", path, err)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return blob, False
 
 

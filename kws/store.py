@@ -115,13 +115,14 @@ def list_models(models_dir: str | Path) -> list[ModelInfo]:
     return sorted(infos, key=lambda i: order_key(i.name))
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file in the same folder and ``os.replace`` it into place."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` through a temporary file in the same folder and ``os.replace`` it into place: a reader never
+    sees half a file, and a failed write leaves no temporary file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=False)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -129,6 +130,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON atomically (:func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, json.dumps(data, indent=1, sort_keys=False).encode())
 
 
 _RENAME_EXCHANGE = 2

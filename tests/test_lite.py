@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,12 @@ def own_cache(tmp_path, monkeypatch):
     """Each test converts into its own cache folder."""
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+def python(code: str, cache: Path, **kwargs) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter converting into ``cache``: its own stdout and stderr, as a user sees them."""
+    env = env_without() | {"KWS_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, **kwargs)
 
 
 def ops(runner: lite.LiteRunner) -> set[str]:
@@ -152,8 +159,7 @@ from kws import inference
 m = inference.load_models({str(tmp_path)!r})[0]
 assert m.engine == "tflite", m.engine
 """
-    env = env_without() | {"KWS_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    proc = python(code, tmp_path / "cache")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (proc.stdout, proc.stderr) == ("", ""), (proc.stdout[-500:], proc.stderr[-500:])
     assert any((tmp_path / "cache" / "tflite").iterdir())
@@ -167,10 +173,7 @@ from kws import inference
 m = inference.load_models({str(tmp_path)!r})[0]
 print(m.engine)
 """
-    env = env_without() | {"KWS_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, preexec_fn=close_stderr
-    )
+    proc = python(code, tmp_path / "cache", preexec_fn=close_stderr)
     assert proc.returncode == 0 and proc.stdout == "tflite\n", (proc.returncode, proc.stdout[-500:])
 
 
