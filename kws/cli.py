@@ -13,9 +13,7 @@ import importlib.util
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,31 +90,9 @@ def _check_models_dir(path: Path) -> None:
         raise UsageError(f"No models in {path}; train some with `python -m kws train --out {path}`.")
 
 
-#: TensorFlow's start-up chatter: TF 2.21 logs through absl before absl is initialised, so
-#: ``TF_CPP_MIN_LOG_LEVEL`` does not reach these lines; they would turn a one-line error into three.
-_TF_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on")
-
-
 def _load_tensorflow() -> None:
-    """Import TensorFlow (through :mod:`kws._tf`, which orders the imports) with its start-up noise filtered.
-
-    Anything else it writes to stderr while loading is passed on.
-    """
-    if "kws._tf" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import kws._tf  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines():
-                if line.strip() and not any(noise in line for noise in _TF_NOISE):
-                    print(line, file=sys.stderr)
+    """Import TensorFlow through :mod:`kws._tf`, which orders the imports and filters its start-up noise."""
+    import kws._tf  # noqa: F401
 
 
 class _StageReport:

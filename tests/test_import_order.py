@@ -52,3 +52,30 @@ print("ok")
     proc = run(code)
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
     assert proc.stdout.strip() == "ok"
+
+
+def test_loading_tensorflow_prints_nothing() -> None:
+    """On CPUs where oneDNN turns itself on, TensorFlow's libraries announce it on fd 2 while loading, past
+    ``TF_CPP_MIN_LOG_LEVEL``: every process that imports the library must stay quiet, not only the CLI."""
+    proc = run("import kws.inference; import kws._tf as t; print(t.tf.constant(2.0).numpy())")
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert (proc.stdout, proc.stderr) == ("2.0\n", "")
+
+
+def test_the_start_up_filter_passes_on_everything_else() -> None:
+    """Only the known noise is dropped: another line written to fd 2 meanwhile (by C code or Python) comes out
+    after the block. (A process without stderr: ``test_lite.test_a_closed_stderr_leaves_stdout_alone``.)"""
+    code = """
+import os, sys
+from kws._tf import STARTUP_NOISE, startup_noise_filtered
+with startup_noise_filtered():
+    os.write(2, f"I0000 port.cc:153] {STARTUP_NOISE[1]}. You may see...\\n".encode())
+    os.write(2, b"a real warning\\n")
+    print("from python", file=sys.stderr)
+    print("still on stdout")
+print("after", file=sys.stderr)
+"""
+    proc = run(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "still on stdout\n"
+    assert proc.stderr == "a real warning\nfrom python\nafter\n"
