@@ -8,6 +8,7 @@ moves old ones between sets.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws import config
+from kws import cache, config, store
 from kws.audio import AudioError, load_audio
 from kws.features import FeatureSettings, mfcc_batch, shapes
 from kws.segment import batch_windows
@@ -283,6 +284,7 @@ def load_feature_sets(
         cached = _read_cache(files[s]) if use_cache and files[s].is_file() else None
         if cached is not None:
             result[s] = cached
+            cache.mark_used(files[s])
             if progress:
                 progress("features", len(cached.y), len(cached.y))
     missing = [s for s in wanted if s not in result]
@@ -317,20 +319,21 @@ def _read_cache(cache_file: Path) -> FeatureSet | None:
 
 
 def _save_cache(cache_file: Path, fs: FeatureSet) -> None:
-    """Write atomically: a crash never leaves a half-written cache that a later run trusts."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
+    """Write atomically (a crash never leaves a half-written cache that a later run trusts), then keep the cache
+    folder within its bound (:func:`kws.cache.prune`)."""
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        x=fs.x,
+        y=fs.y,
+        splits=fs.splits,
+        paths=np.array(fs.paths),
+        skipped=np.array(["\t".join(s) for s in fs.skipped], dtype=str),
+        fingerprint=np.array(fs.fingerprint),
+    )
     try:
-        np.savez(
-            tmp,
-            x=fs.x,
-            y=fs.y,
-            splits=fs.splits,
-            paths=np.array(fs.paths),
-            skipped=np.array(["\t".join(s) for s in fs.skipped], dtype=str),
-            fingerprint=np.array(fs.fingerprint),
-        )
-        os.replace(tmp, cache_file)
+        store.write_bytes_atomic(cache_file, buffer.getvalue())
     except OSError as err:
         logger.warning("could not write feature cache %s: %s", cache_file, err)
-        tmp.unlink(missing_ok=True)
+        return
+    cache.prune(keep=cache_file)

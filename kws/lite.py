@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kws import config, store
+from kws import cache, config, store
 from kws._tf import Interpreter, keras, tf
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,9 @@ def flatbuffer_for(
     path = cache_path(keras_path)
     if not fresh:
         try:
-            return path.read_bytes(), True
+            blob = path.read_bytes()
+            cache.mark_used(path)
+            return blob, True
         except FileNotFoundError:
             pass
         except OSError as err:
@@ -128,6 +130,8 @@ def flatbuffer_for(
         store.write_bytes_atomic(path, blob)
     except OSError as err:
         logger.warning("cannot cache the TFLite copy at %s (%s)", path, err)
+    else:
+        cache.prune(keep=path)
     return blob, False
 
 
