@@ -13,6 +13,7 @@ a little optimistic, alike for every recipe. Each fold trains on ~72% of the spe
     python bench/cv.py --compare A.json B.json     # paired: the clips exactly one of the two recipes gets wrong
     python bench/cv.py --compare A.json A.json:tta # the same models, with test-time views averaged
     python bench/cv.py --bars A.json [B.json ...]  # each run's accuracy, its 95% interval, and its model's bar
+    python bench/cv.py --hard A.json B.json ...    # the clips every run gets wrong, and what the app makes of them
 
 Each held-out clip is also answered on views of its window moved by ``VIEW_SHIFTS`` (``segment.shifted_windows``);
 the record's ``tta`` entry scores the average over ``TTA_SHIFTS``, and ``OUT.views.npz`` keeps every view's
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from choose import log_loss, mcnemar_p  # noqa: E402
 
 from kws import config, dataset, features, segment, train, zoo  # noqa: E402
+from kws.audio import AudioError, load_audio  # noqa: E402
 from kws.cli import UsageError, train_config  # noqa: E402
 from kws.features import PRESETS  # noqa: E402
 
@@ -253,11 +255,74 @@ def against_bar(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def app_verdict(samples: np.ndarray, settings: features.FeatureSettings) -> dict[str, Any]:
+    """What the app says of a recording before any model: its window's level, the voice check's measure, and
+    "no speech" (too quiet), "no voice" (loud, but nothing pitched) or "a word" (the models are asked)."""
+    window = segment.find_window(samples, settings)
+    aperiodic = segment.aperiodicity(window.samples, settings.sample_rate)
+    if not window.has_speech:
+        says = "no speech"
+    elif aperiodic > segment.VOICE_THRESHOLD:
+        says = "no voice"
+    else:
+        says = "a word"
+    return {"level_db": round(window.level_db, 1), "aperiodicity": round(aperiodic, 3), "app_says": says}
+
+
+def hard_clips(runs: list[Path], data_dir: Path | None = None) -> dict[str, Any]:
+    """The clips that every one of ``runs`` got wrong, each with what the app makes of it and what the runs
+    answered (from each run's ``.views.npz``, unshifted view, where it has one); and each run scored as the app
+    answers, leaving out the held-out clips it names no word for (too quiet, or no voice)."""
+    records = [load_record(p) for p in runs]
+    if len({r["clips_sha256"] for r in records}) > 1:
+        raise SystemExit("the runs held out different clips (another dataset or --folds); they cannot be pooled")
+    answers: list[dict[str, np.ndarray]] = []
+    for path in runs:
+        views = Path(str(path).partition(":")[0]).with_suffix(".views.npz")
+        if views.is_file():
+            with np.load(views) as z:
+                answers.append(dict(zip(z["paths"].tolist(), z["probs"][list(z["shifts"]).index(0)])))
+    held_out = [it for it in dataset.scan(data_dir) if it.split != "test"]  # what every cv run holds out
+    names = [f"{it.path.parent.name}/{it.path.name}" for it in held_out]
+    if clips_digest(names) != records[0]["clips_sha256"]:
+        raise SystemExit("this dataset is not the one the runs held out (see --data-dir)")
+    verdicts: dict[str, dict[str, Any]] = {}
+    for name, item in zip(names, held_out):
+        try:
+            verdicts[name] = app_verdict(load_audio(item.path).samples, PRESETS["standard"])
+        except (OSError, AudioError) as err:
+            verdicts[name] = {"app_says": f"unreadable ({err})"}
+    refused = {n for n, v in verdicts.items() if v["app_says"] != "a word"}
+    every = sorted(set.intersection(*(set(r["wrong"]) for r in records)))
+    rows = []
+    for clip in every:
+        heard = [config.LABELS[int(np.argmax(a[clip]))] for a in answers if clip in a]
+        counts = {w: heard.count(w) for w in config.LABELS if w in heard}
+        rows.append({"clip": clip, "label": clip.split("/")[0]} | verdicts[clip] | {"answers": counts})
+    named = len(names) - len(refused)
+    return {
+        "runs": [str(p) for p in runs],
+        "clips": len(names),
+        "app_refuses": sorted(refused),
+        "as_the_app_answers": [
+            {
+                "run": str(p),
+                "errors": len(set(r["wrong"]) - refused),
+                "named": named,
+                "accuracy": round(1 - len(set(r["wrong"]) - refused) / named, 5),
+            }
+            for p, r in zip(runs, records)
+        ],
+        "every_run_wrong": rows,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", type=Path, help="JSON file to write")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="compare two runs' JSON files")
     parser.add_argument("--bars", nargs="+", type=Path, metavar="RUN", help="each run's accuracy against its bar")
+    parser.add_argument("--hard", nargs="+", type=Path, metavar="RUN", help="the clips every run gets wrong")
     parser.add_argument(
         "--models", nargs=1, default=["best"], choices=list(config.ARCHITECTURES), help="one architecture"
     )
@@ -291,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.bars:
         print(json.dumps([against_bar(load_record(p)) for p in args.bars], indent=2))
+        return 0
+    if args.hard:
+        print(json.dumps(hard_clips(args.hard, args.data_dir), indent=2))
         return 0
     if args.out is None or args.folds < 2:
         parser.error("give OUT.json (or --compare A B) and at least 2 folds")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _audio_util import bench_script, make_dataset
+import soundfile as sf
+from _audio_util import RATE, bench_script, make_dataset
 
 from kws import dataset
 from kws.features import preset
@@ -99,6 +100,48 @@ def test_compare_is_paired_on_the_clips_only_one_recipe_gets_wrong() -> None:
     assert result["p_second_better"] == pytest.approx(0.5**8, abs=1e-4) and result["p_first_better"] == 1.0
     with pytest.raises(SystemExit, match="different clips"):
         cv.compare(a, b | {"clips_sha256": cv.clips_digest(clips[:50])})
+
+
+def test_hard_lists_the_clips_every_run_misses_with_what_the_app_says(tmp_path: Path, capsys) -> None:
+    """--hard: the clips wrong in every run, each with the app's verdict (a word, too quiet, no voice) and the
+    runs' answers, and every run scored without the held-out clips the app names no word for."""
+    cv = _module()
+    data = tmp_path / "data"
+    make_dataset(data)
+    held_out = [it for it in dataset.scan(data) if it.split != "test"]
+    names = [f"{it.path.parent.name}/{it.path.name}" for it in held_out]
+    quiet, noisy, spoken, other = names[0], names[1], names[2], names[3]
+    sf.write(data / quiet, np.full(RATE, 1e-5, np.float32), RATE)  # -100 dBFS: "no speech"
+    sf.write(data / noisy, np.random.default_rng(0).normal(0, 0.1, RATE).astype(np.float32), RATE)  # hiss
+    digest = cv.clips_digest(names)
+
+    def run(name: str, wrong: list[str]) -> Path:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"clips": len(names), "clips_sha256": digest, "wrong": wrong}))
+        return path
+
+    a = run("a", [quiet, noisy, spoken, other])
+    b = run("b", [quiet, noisy, spoken])
+    probs = np.tile([0.1, 0.2, 0.7], (len(cv.VIEW_SHIFTS), len(names), 1)).astype(np.float32)
+    np.savez(a.with_suffix(".views.npz"), shifts=np.array(cv.VIEW_SHIFTS), paths=np.array(names), probs=probs)
+
+    assert cv.main(["--hard", str(a), str(b), "--data-dir", str(data)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {r["clip"]: r for r in result["every_run_wrong"]}
+    assert set(rows) == {quiet, noisy, spoken}
+    assert rows[quiet]["app_says"] == "no speech" and rows[quiet]["level_db"] < -55
+    assert rows[noisy]["app_says"] == "no voice" and rows[noisy]["aperiodicity"] > 0.52
+    assert rows[spoken]["app_says"] == "a word" and rows[spoken]["answers"] == {"cat": 1}  # a's views only
+    assert result["app_refuses"] == sorted([quiet, noisy])
+    named = len(names) - 2
+    assert [(r["errors"], r["named"]) for r in result["as_the_app_answers"]] == [(2, named), (1, named)]
+
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps({"clips": 2, "clips_sha256": cv.clips_digest(names[:2]), "wrong": []}))
+    with pytest.raises(SystemExit, match="different clips"):
+        cv.hard_clips([a, c], data)
+    with pytest.raises(SystemExit, match="not the one the runs held out"):
+        cv.hard_clips([c], data)
 
 
 def test_wilson_interval_matches_the_textbook_and_stays_inside_zero_one() -> None:
