@@ -56,10 +56,12 @@ def mark_used(path: Path) -> None:
 
 
 def _stale_temps(root: Path, now: float) -> list[Path]:
-    """Temporary files (``.NAME.XXXX.tmp``, :func:`kws.store.write_bytes_atomic`) older than an hour."""
+    """Temporary files of cache writes (``.NAME.XXXX.tmp``, :func:`kws.store.write_bytes_atomic`) older than an
+    hour; only those named after :data:`PATTERNS`, since the cache folder may be shared (``/tmp``)."""
     found = []
-    for folder in {root, *((root / p).parent for p in PATTERNS)}:
-        for path in folder.glob(".*.tmp"):
+    for pattern in PATTERNS:
+        where = root / pattern
+        for path in where.parent.glob(f".{where.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 if now - path.stat().st_mtime > STALE_TEMP_SECONDS:
                     found.append(path)

@@ -59,10 +59,12 @@ def test_prune_drops_the_least_recently_used_first(root) -> None:
     foreign = put(root / "notes.txt", 5000, age_s=1000)  # not the cache's: never counted, never removed
     fresh_temp = put(root / ".features-x.npz.abc.tmp", 10, age_s=60)  # another process is writing it
     stale_temp = put(root / "tflite" / ".best-c.tflite.abc.tmp", 10, age_s=2 * cache.STALE_TEMP_SECONDS)
+    stale_features = put(root / ".features-x.npz.def.tmp", 10, age_s=2 * cache.STALE_TEMP_SECONDS)
+    someone_elses = put(root / ".editor-swap.tmp", 10, age_s=2 * cache.STALE_TEMP_SECONDS)  # a shared /tmp
 
     removed = cache.prune(limit=750)
-    assert set(removed) == {stale_temp, oldest, old_copy}
-    assert all(p.exists() for p in (recent, newest, foreign, fresh_temp))
+    assert set(removed) == {stale_temp, stale_features, oldest, old_copy}
+    assert all(p.exists() for p in (recent, newest, foreign, fresh_temp, someone_elses))
     assert cache.prune(limit=750) == []  # within the limit: nothing more
 
 
