@@ -7,7 +7,8 @@ many examples as a default run sees (clean clips + one augmented copy each) for:
 - ``default``: what ``kws.train`` does (batch 64, float32, TensorFlow graph with oneDNN);
 - ``batch128``: twice the batch (fewer, larger steps);
 - ``xla``: ``jit_compile=True``, the XLA compilation that makes inference fast;
-- ``bf16``: Keras's ``mixed_bfloat16`` policy (this CPU has avx512_bf16 but no AMX);
+- ``bf16``: Keras's ``mixed_bfloat16`` policy (slower where the CPU has avx512_bf16 but no AMX; see
+  ``docs/experiments.md`` for a machine with AMX);
 - ``one_core``: TensorFlow limited to one thread;
 - ``pair``: two such one-core trainings in two processes at the same time, each one's epoch timed. Below twice
   the default, two models trained side by side, one core each, finish sooner than one after the other.
