@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -203,6 +204,37 @@ def restore_previous() -> str | None:
                 logger.info("restored model set %s", name)
                 return name
     return None
+
+
+def exists(name: str) -> bool:
+    """Whether set ``name`` is still there (a retrained set may have been deleted since a page was drawn)."""
+    try:
+        return path_of(name).is_dir()
+    except ValueError:
+        return False
+
+
+def delete(name: str) -> None:
+    """Remove retrained set ``name`` for good, to free its disk space (~12 MB for all six models).
+
+    Refused (``ValueError``, one sentence) for the shipped models, the set in use, and a name that is not a set.
+    The folder is first renamed to a hidden name in one step, under the lock that switching takes, so no switch can
+    pick it meanwhile and lists stop showing it at once; then it is removed. The history's entries for it are
+    skipped by :func:`previous_set` and :func:`restore_previous`.
+    """
+    if name == SHIPPED:
+        raise ValueError("The shipped models cannot be deleted.")
+    path = path_of(name)
+    with _locked():
+        if active_set() == name:
+            raise ValueError(f"`{name}` is in use; switch the app to another set before deleting it.")
+        if not path.is_dir():
+            raise ValueError(f"There is no model set `{name}`.")
+        doomed = path.with_name(f".deleting-{name}")
+        os.rename(path, doomed)
+    for leftover in path.parent.glob(".deleting-*"):  # this one, and any that a crash left half-removed
+        shutil.rmtree(leftover, ignore_errors=True)
+    logger.info("deleted model set %s", name)
 
 
 def compare_rows(new: str, baseline: str | None = None) -> list[dict[str, Any]]:

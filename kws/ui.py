@@ -204,6 +204,17 @@ def model_sets(key: str) -> None:
     if previous and st.button(f"Restore the previous set ({previous})", key=f"{key}_restore"):
         st.session_state[note_key] = f"Restored `{modelsets.restore_previous()}`."
         st.rerun()
+    deletable = [s.name for s in sets if s.name != modelsets.SHIPPED and not s.active]
+    if deletable:
+        with st.expander("Delete a retrained set"):
+            doomed = st.selectbox("Set", deletable, index=None, placeholder="choose a set", key=f"{key}_doomed")
+            if st.button("Delete it for good", disabled=doomed is None, key=f"{key}_delete"):
+                try:
+                    modelsets.delete(doomed)
+                    st.session_state[note_key] = f"Deleted `{doomed}`."
+                    st.rerun()
+                except ValueError as err:  # e.g. someone switched the app to it meanwhile
+                    st.error(str(err))
 
 
 def new_vs_current(new_set: str) -> None:

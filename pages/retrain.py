@@ -43,7 +43,9 @@ except DatasetMissingError as err:
     st.warning(str(err))
 
 if job is not None and not job.running and job.id == st.session_state.retrain_job:
-    if job.state == "done":
+    if job.state == "done" and not modelsets.exists(job.id):
+        st.info(f"The set this run made, `{job.id}`, has been deleted.")
+    elif job.state == "done":
         st.subheader("New models vs the ones in use")
         st.success(f"{job.status_text}: new set `{job.id}`.")
         ui.new_vs_current(job.id)

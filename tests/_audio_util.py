@@ -178,3 +178,24 @@ def save_model(folder: Path, name: str, architecture: str, settings_name: str, s
     meta["size_bytes"] = (folder / f"{name}.keras").stat().st_size
     store.write_json_atomic(folder / f"{name}.json", meta)
     return model
+
+
+def smallest_shipped_model():
+    """The shipped model with the smallest file (a ``store.ModelInfo``)."""
+    from kws import store
+
+    return min(store.list_models(config.SHIPPED_MODELS_DIR), key=lambda i: i.keras_path.stat().st_size)
+
+
+def make_model_set(runs: Path, name: str, accuracy: float = 0.5) -> str:
+    """A complete one-model set ``runs/name``: the smallest shipped model's files, with another test accuracy (no
+    training, no TensorFlow)."""
+    import json
+    import shutil
+
+    model = smallest_shipped_model()
+    folder = runs / name
+    folder.mkdir(parents=True)
+    shutil.copy2(model.keras_path, folder / model.keras_path.name)
+    (folder / f"{model.name}.json").write_text(json.dumps(dict(model.meta, test_accuracy=accuracy, test_clips=6)))
+    return name

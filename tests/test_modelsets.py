@@ -12,10 +12,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from _audio_util import make_model_set as make_set
+from _audio_util import smallest_shipped_model
 
 from kws import config, modelsets, store
 
-SHIPPED_MODEL = min(store.list_models(config.SHIPPED_MODELS_DIR), key=lambda i: i.keras_path.stat().st_size)
+SHIPPED_MODEL = smallest_shipped_model()
 
 
 @pytest.fixture
@@ -23,16 +25,6 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "runs"
     monkeypatch.setenv("KWS_RUNS_DIR", str(path))
     return path
-
-
-def make_set(runs: Path, name: str, accuracy: float = 0.5) -> str:
-    """A complete one-model set named ``name``, with the shipped model's files and a changed accuracy."""
-    folder = runs / name
-    folder.mkdir(parents=True)
-    shutil.copy2(SHIPPED_MODEL.keras_path, folder / SHIPPED_MODEL.keras_path.name)
-    meta = dict(SHIPPED_MODEL.meta, test_accuracy=accuracy, test_clips=6)
-    (folder / f"{SHIPPED_MODEL.name}.json").write_text(json.dumps(meta))
-    return name
 
 
 def shipped_stamp() -> dict[str, int]:
@@ -95,6 +87,33 @@ def test_restore_skips_sets_that_were_deleted(runs: Path) -> None:
     assert modelsets.restore_previous() == modelsets.SHIPPED
     shutil.rmtree(runs / b)  # the active folder vanishing falls back to the shipped models
     assert modelsets.active_models_dir() == config.SHIPPED_MODELS_DIR
+
+
+def test_delete_removes_a_retrained_set_and_refuses_the_rest(runs: Path) -> None:
+    a, b = make_set(runs, "20260101-000000-aaaa"), make_set(runs, "20260102-000000-bbbb")
+    (runs / ".deleting-20251231-000000-ffff" / "half").mkdir(parents=True)  # what a crash mid-removal leaves
+    before = shipped_stamp()
+    modelsets.adopt(a)
+    modelsets.adopt(b)
+    with pytest.raises(ValueError, match="shipped models cannot be deleted"):
+        modelsets.delete(modelsets.SHIPPED)
+    with pytest.raises(ValueError, match=f"`{b}` is in use; switch the app to another set"):
+        modelsets.delete(b)
+    with pytest.raises(ValueError, match="not a model set name"):
+        modelsets.delete("../models")
+    with pytest.raises(ValueError, match="There is no model set `20260103-000000-cccc`"):
+        modelsets.delete("20260103-000000-cccc")
+    assert modelsets.exists(a) and not modelsets.exists("../models")
+
+    modelsets.delete(a)
+    assert not modelsets.exists(a) and sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == [
+        b,
+        modelsets.ACTIVE_FILE,
+    ]
+    assert not list(runs.glob(".deleting-*"))  # its own hidden copy and the crash's leftover are gone
+    assert [s.name for s in modelsets.list_sets()] == [modelsets.SHIPPED, b]
+    assert modelsets.previous_set() == modelsets.SHIPPED  # the history skips the deleted set
+    assert modelsets.active_set() == b and shipped_stamp() == before
 
 
 def test_bad_names_and_unusable_sets_are_refused(runs: Path) -> None:

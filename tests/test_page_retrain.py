@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _audio_util import make_model_set
 from streamlit.testing.v1 import AppTest
 
 from kws import config, jobs, modelsets, store, ui
@@ -128,6 +129,28 @@ def test_a_tiny_run_shows_progress_then_the_comparison_and_switches(runs: Path, 
     assert "The app uses these models." in texts(at)
     assert button(at, f"Restore the previous set ({modelsets.SHIPPED})").click().run()
     assert modelsets.active_models_dir() == config.SHIPPED_MODELS_DIR
+
+    at.selectbox(key="retrain_doomed").set_value(job.id).run()  # the run's own set, deleted from the list below
+    button(at, "Delete it for good").click().run()
+    assert not at.exception, at.exception
+    assert f"The set this run made, `{job.id}`, has been deleted." in texts(at)
+    assert button(at, "Use these models") is None and not modelsets.exists(job.id)
+
+
+def test_a_retrained_set_can_be_deleted_but_not_the_one_in_use(runs: Path, data_dir: Path) -> None:
+    old, current = make_model_set(runs, "20260101-000000-aaaa"), make_model_set(runs, "20260102-000000-bbbb")
+    modelsets.adopt(current)
+    at = open_page()
+    doomed = at.selectbox(key="retrain_doomed")
+    assert doomed.options == [old]  # neither the shipped models nor the set in use are offered
+    assert button(at, "Delete it for good").disabled
+    doomed.set_value(old).run()
+    button(at, "Delete it for good").click().run()
+    assert not at.exception, at.exception
+    assert f"Deleted `{old}`." in texts(at)
+    assert list(at.dataframe[0].value["set"]) == [modelsets.SHIPPED, current]
+    assert not modelsets.exists(old) and modelsets.active_set() == current
+    assert not [s for s in at.selectbox if s.key == "retrain_doomed"]  # nothing left to delete: no control
 
 
 @pytest.mark.slow
