@@ -191,15 +191,9 @@ def model_sets(key: str) -> None:
         "test accuracy", format="percent", help="The mean of the set's models' accuracy on the test split"
     )
     st.dataframe(modelsets.set_rows(sets), hide_index=True, column_config={"mean test accuracy": percent})
-    names = [s.name for s in sets]
-    choice = st.selectbox("Switch the app to", names, index=None, placeholder="choose a set", key=f"{key}_choice")
-    if st.button("Use this set", disabled=choice is None, key=f"{key}_switch"):
-        try:
-            modelsets.adopt(choice)
-            st.session_state[note_key] = f"The app now uses `{choice}`."
-            st.rerun()
-        except (ValueError, store.ModelStoreError) as err:  # e.g. the set was deleted since the list was drawn
-            st.error(str(err))
+    # ModelStoreError: e.g. the set was deleted since the list was drawn
+    switch = ("Use this set", modelsets.adopt, "The app now uses `{}`.", (ValueError, store.ModelStoreError))
+    _on_a_set("Switch the app to", [s.name for s in sets], *switch, f"{key}_choice", f"{key}_switch", note_key)
     previous = modelsets.previous_set()
     if previous and st.button(f"Restore the previous set ({previous})", key=f"{key}_restore"):
         st.session_state[note_key] = f"Restored `{modelsets.restore_previous()}`."
@@ -207,14 +201,32 @@ def model_sets(key: str) -> None:
     deletable = [s.name for s in sets if s.name != modelsets.SHIPPED and not s.active]
     if deletable:
         with st.expander("Delete a retrained set"):
-            doomed = st.selectbox("Set", deletable, index=None, placeholder="choose a set", key=f"{key}_doomed")
-            if st.button("Delete it for good", disabled=doomed is None, key=f"{key}_delete"):
-                try:
-                    modelsets.delete(doomed)
-                    st.session_state[note_key] = f"Deleted `{doomed}`."
-                    st.rerun()
-                except ValueError as err:  # e.g. someone switched the app to it meanwhile
-                    st.error(str(err))
+            # ValueError: e.g. someone switched the app to it meanwhile
+            delete = ("Delete it for good", modelsets.delete, "Deleted `{}`.", (ValueError,))
+            _on_a_set("Set", deletable, *delete, f"{key}_doomed", f"{key}_delete", note_key)
+
+
+def _on_a_set(
+    label: str,
+    names: list[str],
+    button: str,
+    act: Callable[[str], Any],
+    done: str,
+    errors: tuple[type[Exception], ...],
+    choice_key: str,
+    button_key: str,
+    note_key: str,
+) -> None:
+    """A set picker and a button that does ``act`` to the chosen set: on success a note (``done`` with the set's
+    name) for the rerun it takes, else the error's one sentence on the page."""
+    choice = st.selectbox(label, names, index=None, placeholder="choose a set", key=choice_key)
+    if st.button(button, disabled=choice is None, key=button_key):
+        try:
+            act(choice)
+            st.session_state[note_key] = done.format(choice)
+            st.rerun()
+        except errors as err:
+            st.error(str(err))
 
 
 def new_vs_current(new_set: str) -> None:
