@@ -92,9 +92,8 @@ def test_reading_a_feature_set_keeps_it_longest(tmp_path, root, monkeypatch) -> 
     np.testing.assert_array_equal(again.x, first.x)
     assert standard.stat().st_mtime > 1
 
-    load_features(
-        dataclasses.replace(PRESETS["standard"], centre=True), data
-    )  # a third set: the lecture one, least recently used, goes
+    # a third set: the lecture one, least recently used, goes
+    load_features(dataclasses.replace(PRESETS["standard"], centre=True), data)
     assert standard.exists() and not lecture.exists()
     assert len(list(root.glob("features-*.npz"))) == 2
     assert load_features(preset("lecture"), data).x.shape[0] == first.x.shape[0]  # made again on demand
