@@ -1,11 +1,10 @@
 """Keyword Studio benchmark: what a user waits for, measured on this machine.
 
-1. Latency: every model on one clip, features included, warm. ``Predictor.predict`` (one fused XLA call per
-   feature settings on the predictor's own thread, beside the voice check; also timed: from another thread as the
-   app calls it, without the check, every step on the calling thread in turn, and the same compiled models called
-   one by one) next to the same models called through ``model.predict(x)`` and plain eager ``model(x)``, each timed
-   warm in blocks of consecutive calls that take turns over several rounds in one process, so that load from other
-   programs hits all of them alike.
+1. Latency: every model on one clip through LiteRT, window and MFCCs included, warm: ``Predictor.predict`` as the
+   app calls it (the models on the predictor's threads beside the voice check; also timed from another thread,
+   without the check, and every step on the calling thread in turn), with the float32 files and the int8 copies,
+   and each model alone, each timed warm in blocks of consecutive calls that take turns over several rounds in one
+   process, so that load from other programs hits all of them alike.
 2. Featurizing the whole dataset: reading (decoding) alone, a cold ``load_features(use_cache=False)``, the first
    cached run (which writes the cache) and a cache hit, in a temporary ``KWS_CACHE_DIR`` so "cold" is cold.
 3. ``--train``: the wall time of training all six architectures with the standard preset (into a temporary folder).
@@ -161,84 +160,51 @@ def pick_clip(data_dir: str | None) -> tuple[np.ndarray, str]:
 
 
 def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int) -> dict[str, Any]:
-    from kws import inference
-    from kws._tf import keras, tf
+    """Warm latency of one clip: every model together as the app calls them, each alone, float32 and int8."""
+    from kws import inference, store
+    from kws.segment import aperiodicity
 
     samples, source = pick_clip(data_dir)
-    from kws import lite, store
-
-    # loading = load_models + Predictor (fusing, warm-up, the per-model timing), for both ways alike; TFLite goes
-    # first, so it also pays TensorFlow's one-time costs
-    cache_warm = all(lite.cache_path(i.keras_path).is_file() for i in store.list_models(models_dir))
     t_load = time.perf_counter()
     predictor = inference.load_predictor(models_dir)
     load_s = time.perf_counter() - t_load
     models = predictor.models
-    t_load = time.perf_counter()  # the same models, every one answering one clip through XLA: the comparison
-    xla_predictor = inference.Predictor(inference.load_models(models_dir, engine="xla"))
-    xla_load_s = time.perf_counter() - t_load
-    xla_models = xla_predictor.models
+    t_load = time.perf_counter()
+    int8 = inference.load_predictor(models_dir, precision="int8")
+    int8_load_s = time.perf_counter() - t_load
     logger.info("latency: %d models from %s, %d runs each, clip %s", len(models), models_dir, runs, source)
 
     def features(m: inference.LoadedModel) -> np.ndarray:
         return predictor.features_for(samples, m.settings)[1][None]
 
-    def all_features() -> dict[Any, np.ndarray]:
-        feats: dict[Any, np.ndarray] = {}
-        for m in models:
-            if m.settings not in feats:
-                feats[m.settings] = features(m)
-        return feats
-
-    from kws.segment import aperiodicity
-
     window = predictor.features_for(samples, predictor.display_settings)[0].samples
     unchecked = inference.Predictor(models, inference.Thresholds(no_voice=None), timing_runs=1)
     in_turn = inference.Predictor(models, timing_runs=1, overlap=False)  # models and check on this thread, in turn
-    # the app calls predict from the thread Streamlit runs a session's script on, never from the main thread, where
-    # every TensorFlow call measured slower; timed here from the main thread, the hand-over included
-    app_thread = ThreadPoolExecutor(1)
+    app_thread = ThreadPoolExecutor(1)  # the app calls predict from a session's script thread
     methods: dict[str, Callable[[], Any]] = {
         "features": lambda: features(models[0]),
         "voice": lambda: aperiodicity(window),
         "all/predictor": lambda: predictor.predict(samples, 16000),
+        "all/predictor_int8": lambda: int8.predict(samples, 16000),
         "all/predictor_no_voice_check": lambda: unchecked.predict(samples, 16000),
         "all/predictor_in_turn": lambda: in_turn.predict(samples, 16000),
-        "all/predictor_xla": lambda: xla_predictor.predict(samples, 16000),
         "all/predictor_off_main": lambda: app_thread.submit(predictor.predict, samples, 16000).result(),
-        "all/one_by_one": lambda: [m(f[m.settings]) for f in [all_features()] for m in models],
-        "all/keras_predict": lambda: [
-            m.model.predict(f[m.settings], verbose=0) for f in [all_features()] for m in models
-        ],
-        "all/eager": lambda: [
-            np.asarray(m.model(f[m.settings], training=False)) for f in [all_features()] for m in models
-        ],
     }
-    for m, xla_m in zip(models, xla_models):
-        methods[f"{m.name}/compiled"] = lambda m=m: m(features(m))
-        methods[f"{m.name}/xla"] = lambda m=xla_m: m(features(m))
-        methods[f"{m.name}/keras_predict"] = lambda m=m: m.model.predict(features(m), verbose=0)
-        methods[f"{m.name}/eager"] = lambda m=m: np.asarray(m.model(features(m), training=False))
-
-    # the paths must agree before their speed means anything
-    for m, xla_m in zip(models, xla_models):
-        x = features(m)
-        a, b, c = m(x), m.model.predict(x, verbose=0), np.asarray(m.model(x, training=False))
-        if not all(np.allclose(a, other, atol=1e-4) for other in (b, c, xla_m(x))):
-            logger.warning("the %s, XLA, predict and eager outputs of %s differ", m.engine, m.name)
-
+    for m, q in zip(models, int8.models):
+        methods[f"{m.name}/float32"] = lambda m=m: m(features(m))
+        methods[f"{m.name}/int8"] = lambda m=q: m(features(m))
     times = in_blocks(methods, runs, warmup)
     app_thread.shutdown()
     stats = {name: summary_ms(t) for name, t in times.items()}
+    infos = {i.name: i for i in store.list_models(models_dir)}
     per_model = [
         {
             "model": m.name,
             "params": int(m.meta.get("params", 0)),
-            "engine": m.engine,
-            "compiled": stats[f"{m.name}/compiled"],
-            "xla": stats[f"{m.name}/xla"],
-            "keras_predict": stats[f"{m.name}/keras_predict"],
-            "eager": stats[f"{m.name}/eager"],
+            "float32": stats[f"{m.name}/float32"],
+            "int8": stats[f"{m.name}/int8"],
+            "float32_bytes": infos[m.name].tflite_path("float32").stat().st_size,
+            "int8_bytes": infos[m.name].tflite_path("int8").stat().st_size,
         }
         for m in models
     ]
@@ -246,80 +212,58 @@ def bench_latency(models_dir: Path, data_dir: str | None, runs: int, warmup: int
         "clip": source,
         "models_dir": str(models_dir),
         "models": [m.name for m in models],
-        "load_and_compile_s": round(load_s, 2),
-        "load_and_compile_xla_s": round(xla_load_s, 2),
-        "tflite_copies_cached_before": cache_warm,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        "runtime": models[0].runner.runtime,
+        "load_s": round(load_s, 2),
+        "load_int8_s": round(int8_load_s, 2),
         "features_only": stats["features"],
         "voice_check_only": stats["voice"],
         "all_models": {
             "predictor_predict": stats["all/predictor"],
+            "predictor_predict_int8": stats["all/predictor_int8"],
             "predictor_predict_no_voice_check": stats["all/predictor_no_voice_check"],
             "predictor_predict_in_turn": stats["all/predictor_in_turn"],
-            "predictor_predict_xla": stats["all/predictor_xla"],
             "predictor_predict_off_main_thread": stats["all/predictor_off_main"],
-            "compiled_one_by_one": stats["all/one_by_one"],
-            "keras_predict": stats["all/keras_predict"],
-            "eager": stats["all/eager"],
         },
         "per_model": per_model,
     }
 
 
 def latency_markdown(r: dict[str, Any]) -> str:
-    def maybe(stat: dict[str, float] | None) -> str:  # older results files have no XLA column
-        return ms(stat) if stat else ""
-
     rows = [
         [
             p["model"],
             f"{p['params']:,}",
-            f"{ms(p['compiled'])} ({p.get('engine', 'xla')})",
-            maybe(p.get("xla")),
-            ms(p["keras_predict"]),
-            ms(p["eager"]),
+            ms(p["float32"]),
+            f"{p['float32_bytes'] / 1024:,.0f} KB",
+            ms(p["int8"]),
+            f"{p['int8_bytes'] / 1024:,.0f} KB",
         ]
         for p in r["per_model"]
     ]
     a = r["all_models"]
     rows.append(
         [
-            f"**all {len(r['models'])} models** (kws: Predictor.predict)",
+            f"**all {len(r['models'])} models** (Predictor.predict)",
             "",
             ms(a["predictor_predict"]),
-            maybe(a.get("predictor_predict_xla")),
-            ms(a["keras_predict"]),
-            ms(a["eager"]),
+            "",
+            ms(a["predictor_predict_int8"]),
+            "",
         ]
     )
-    head = f"Latency per clip, features included, warm; median / p90 in ms over {a['predictor_predict']['runs']} runs."
-    voice = r.get("voice_check_only")  # older results files have none
+    head = (
+        f"Latency per clip through {r['runtime']}, window and MFCCs included, warm; median / p90 in ms over "
+        f"{a['predictor_predict']['runs']} runs."
+    )
     notes = (
         f"Clip: {r['clip']}. Window + MFCC alone: {ms(r['features_only'])} ms. "
-        + (
-            f"The voice check alone (part of Predictor.predict): {ms(voice)} ms; Predictor.predict without it: "
-            f"{ms(a['predictor_predict_no_voice_check'])} ms. "
-            if voice
-            else ""
-        )
-        + (
-            f"Called from another thread, as the app calls it: {ms(a['predictor_predict_off_main_thread'])} ms; "
-            f"with everything on the calling thread, one step after another: {ms(a['predictor_predict_in_turn'])} ms. "
-            if "predictor_predict_in_turn" in a  # older results files have none
-            else ""
-        )
-        + f"Loading and compiling the models took {r['load_and_compile_s']:.1f} s"
-        + (
-            f" ({r['load_and_compile_xla_s']:.1f} s with every model through XLA"
-            + ("; the TFLite copies were cached" if r.get("tflite_copies_cached_before") else "")
-            + "). "
-            if "load_and_compile_xla_s" in r
-            else ". "
-        )
-        + f"All {len(r['models'])} models called one by one on this thread: {ms(a['compiled_one_by_one'])} ms."
+        f"The voice check alone (part of Predictor.predict): {ms(r['voice_check_only'])} ms; Predictor.predict "
+        f"without it: {ms(a['predictor_predict_no_voice_check'])} ms. Called from another thread, as the app calls "
+        f"it: {ms(a['predictor_predict_off_main_thread'])} ms; with everything on the calling thread, one step after "
+        f"another: {ms(a['predictor_predict_in_turn'])} ms. Loading the models took {r['load_s']:.2f} s "
+        f"(int8: {r['load_int8_s']:.2f} s)."
     )
-    header = ["Model", "Params", "kws (engine)", "kws through XLA", "model.predict(x)", "eager model(x)"]
+    header = ["Model", "Params", "float32", ".tflite", "int8", ".int8.tflite"]
     return "\n".join([head, "", table(header, rows), "", notes])
 
 

@@ -1,4 +1,7 @@
-"""The one place TensorFlow, Keras and the LiteRT interpreter are imported; every other module gets them here.
+"""The one place TensorFlow and Keras are imported, for training and conversion; every other module gets them here.
+
+The app's server and the CLI's ``predict`` and ``evaluate`` never load this: they answer through LiteRT
+(:mod:`kws.lite`).
 
 Why: with tensorflow-cpu 2.21 and pylibsrtp 1.0 (pulled in by aiortc for streamlit-webrtc), importing
 TensorFlow first and pylibsrtp afterwards segfaults the process: libsrtp's self-test resolves ``HMAC_Init_ex``
@@ -66,11 +69,6 @@ with startup_noise_filtered():
     import keras
     import tensorflow as tf
 
-    try:  # kws.lite's interpreter, loaded after pylibsrtp like TensorFlow; without it the models answer through XLA
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        Interpreter = None
-
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
-__all__ = ["Interpreter", "keras", "tf"]
+__all__ = ["keras", "tf"]

@@ -1,10 +1,9 @@
 """A bound on the cache folder: its derived files go least recently used first once it holds too much.
 
-Why: every retrained model set adds six TensorFlow Lite copies (~12 MB), and every new state of the dataset or
-new feature setting a feature file (~37 MB for the standard preset); nothing else ever removes them, so a server
-that retrains for weeks fills its disk. Everything here is made again from the dataset and the ``.keras`` files,
-so dropping the oldest costs a recomputation, never a result. Readers already treat a file that vanishes under
-them as a miss (:func:`kws.dataset.load_feature_sets`, :func:`kws.lite.flatbuffer_for`).
+Why: every new state of the dataset or new feature setting adds a feature file (~37 MB for the standard preset);
+nothing else ever removes them, so a server that retrains for weeks fills its disk. Everything here is made again
+from the dataset, so dropping the oldest costs a recomputation, never a result. Readers already treat a file that
+vanishes under them as a miss (:func:`kws.dataset.load_feature_sets`).
 """
 
 from __future__ import annotations
@@ -19,13 +18,14 @@ from kws import config
 
 logger = logging.getLogger(__name__)
 
-#: What the cache holds, relative to :func:`kws.config.cache_dir`: feature sets and TFLite copies.
+#: What the cache holds, relative to :func:`kws.config.cache_dir`: feature sets (and TFLite copies that older
+#: versions kept there, removed like the rest).
 PATTERNS: tuple[str, ...] = ("features-*.npz", "tflite/*.tflite")
 
 #: Temporary files of writes that never finished (a killed process); removed once this old.
 STALE_TEMP_SECONDS = 3600
 
-#: ``KWS_CACHE_LIMIT_MB`` when unset: room for ~20 feature sets, or ~80 sets of six TFLite copies.
+#: ``KWS_CACHE_LIMIT_MB`` when unset: room for ~20 feature sets.
 DEFAULT_LIMIT_MB = 1024
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m kws train | evaluate | predict | data fetch | bench``.
+"""The command line: ``python -m kws train | evaluate | predict | convert | data fetch | bench``.
 
 Results go to stdout (a markdown table, readable lines, or exactly one JSON document with ``--json``); progress
 and logs go to stderr. Bad input (a missing or broken file, an unknown model, no dataset, bad arguments) ends
@@ -145,7 +145,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: 
 def train_config(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` a namespace of ``train``'s options asks for; options it lacks or leaves unset keep their
     defaults (``bench/cv.py`` takes a subset). A bad combination raises :class:`UsageError`."""
-    from kws.train import TrainConfig
+    from kws.options import TrainConfig
 
     options: dict[str, Any] = {"preset": args.preset, "augment": not getattr(args, "no_augment", False)}
     renamed = {"lr": "learning_rate", "copies": "augment_copies"}
@@ -228,13 +228,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from kws import dataset
 
-    dataset.scan(args.data_dir)  # fail fast, before TensorFlow loads
+    dataset.scan(args.data_dir)  # fail fast, before the models load
     models_dir = _models_dir(args.models_dir)
     _check_models_dir(models_dir)
-    _load_tensorflow()
     from kws import evaluate
 
-    result = evaluate.evaluate(models_dir, args.data_dir, args.split, progress=_StageReport())
+    result = evaluate.evaluate(models_dir, args.data_dir, args.split, progress=_StageReport(), precision=args.precision)
     rows = evaluate.table(result, models_dir)
     if result.skipped:  # which ones and why: a count alone leaves the user to hunt for them
         shown = "; ".join(f"{path}: {reason}" for path, reason in result.skipped[:SKIPPED_SHOWN])
@@ -249,28 +248,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "split": args.split,
                 "clips": n,
                 "models_dir": str(models_dir),
+                "precision": args.precision,
                 "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
                 "models": rows,
             }
         )
         return EXIT_OK
     labels = [k.removeprefix("acc_") for k in (rows[0] if rows else {}) if k.startswith("acc_")]
-    header = ["Model", "Architecture", "Preset", "Params", "Size", "Accuracy", *labels]
+    header = ["Model", "Architecture", "Preset", "Params", ".tflite", "int8", "Accuracy", *labels]
     table = [
         [
             r["model"],
             r["architecture"],
             r["preset"],
             f"{r['params']:,}",
-            _size(r["size_kb"]),
+            "-" if r["tflite_kb"] is None else _size(r["tflite_kb"]),
+            "-" if r["int8_kb"] is None else _size(r["int8_kb"]),
             _pct(r["accuracy"]),
             *(_pct(r[f"acc_{label}"]) for label in labels),
         ]
         for r in rows
     ]
     where = "speakers never heard in training" if args.split == "test" else "see the README for the split"
-    print(f"Accuracy on the {args.split} split: {n} clips ({where}); per-word columns are recall.\n")
-    print(markdown_table(header, table, [False, False, False, True, True, True, *([True] * len(labels))]))
+    print(
+        f"Accuracy on the {args.split} split, {args.precision} models: {n} clips ({where}); "
+        "per-word columns are recall.\n"
+    )
+    print(markdown_table(header, table, [False, False, False, True, True, True, True, *([True] * len(labels))]))
     seen = {"train", "validation"} if args.split == "all" else {args.split}
     learnt: dict[str, list[str]] = {}  # the splits a model learnt from -> the models, for one note, not one each
     for r in rows:
@@ -291,7 +295,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from kws.audio import AudioError, load_audio
 
     clips, failed = {}, {}
-    for i, name in enumerate(args.files):  # decode everything first: bad files fail in a blink, before TensorFlow
+    for i, name in enumerate(args.files):  # decode everything first: bad files fail before the models load
         try:
             clips[i] = load_audio(name)
         except AudioError as err:
@@ -301,10 +305,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     models_dir = _models_dir(args.models_dir)
     _check_models_dir(models_dir)
-    _load_tensorflow()
     from kws import inference
 
-    predictor = inference.load_predictor(models_dir)
+    predictor = inference.load_predictor(models_dir, precision=args.precision)
     results = {i: predictor.predict_clip(clip) for i, clip in clips.items()}
     status = EXIT_BAD_INPUT if failed else EXIT_OK
     if args.json:
@@ -336,6 +339,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+# --- convert -------------------------------------------------------------------------------------------------------
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from kws import dataset
+
+    dataset.scan(args.data_dir)  # the int8 copies calibrate on the dataset: exit 2 before TensorFlow loads
+    models_dir = _models_dir(args.models_dir)
+    _check_models_dir(models_dir)
+    _load_tensorflow()
+    from kws.convert import convert_folder
+
+    for name, entry in convert_folder(models_dir, args.data_dir).items():
+        int8 = entry["int8"]
+        kept = f"int8 {int8['size_bytes'] / 1024:.0f} KB" if int8.get("shipped") else f"no int8 copy ({int8['reason']})"
+        _say(f"{name}: float32 {entry['float32']['size_bytes'] / 1024:.0f} KB, {kept}")
+    return EXIT_OK
+
+
 # --- data fetch ----------------------------------------------------------------------------------------------------
 
 
@@ -365,7 +387,8 @@ def _load_bench() -> ModuleType | None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    _load_tensorflow()
+    if args.train:  # only training needs TensorFlow; the latency and dataset parts answer through LiteRT
+        _load_tensorflow()
     return int(args.bench_module.run(args))
 
 
@@ -448,13 +471,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
     p.add_argument("--split", choices=["test", "validation", "train", "all"], default="test")
     p.add_argument("--json", action="store_true", help="one JSON document instead of the table")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "int8"],
+        default="float32",
+        help="which TFLite files answer (default: float32)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="what every model hears in audio files")
     p.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3")
     p.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
     p.add_argument("--json", action="store_true", help="one JSON document (a list for several files)")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "int8"],
+        default="float32",
+        help="which TFLite files answer (default: float32)",
+    )
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("convert", help="give a folder's .keras models their TFLite files (float32 and int8)")
+    p.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder, for the int8 calibration (default: KWS_DATA_DIR)")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("data", help="get the dataset")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

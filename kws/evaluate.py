@@ -66,18 +66,19 @@ def evaluate(
     split: str = "test",
     progress: dataset.Progress | None = None,
     models: Sequence[LoadedModel] | None = None,
+    precision: str = "float32",
 ) -> Evaluation:
     """Score every model in ``models_dir`` on ``split`` ("test", "validation", "train" or "all") of a dataset.
 
     Each model gets features made with its own saved settings (one read of the clips for all of them).
     ``models``: those of ``models_dir`` already loaded (the app's cached predictor holds them), so they are not
-    loaded and compiled a second time.
+    loaded a second time. ``precision``: which TFLite files answer when the models are loaded here.
     """
     from kws.inference import load_models
 
     if split not in (*dataset.SPLITS, "all"):
         raise ValueError(f"unknown split {split!r}; choose from: {', '.join((*dataset.SPLITS, 'all'))}")
-    models = load_models(models_dir) if models is None else models
+    models = load_models(models_dir, precision) if models is None else models
     by_settings = dataset.load_feature_sets([m.settings for m in models], data_dir, progress)
     any_set = next(iter(by_settings.values()))
     mask = np.ones(len(any_set.y), bool) if split == "all" else any_set.splits == split
@@ -100,6 +101,12 @@ def evaluate(
     )
 
 
+def _tflite_kb(meta: dict[str, Any], precision: str) -> float | None:
+    """The size of a model's TFLite file in ``precision``, in KB; None where it has none."""
+    entry = (meta.get("tflite") or {}).get(precision) or {}
+    return round(entry["size_bytes"] / 1024, 1) if entry.get("shipped", True) and "size_bytes" in entry else None
+
+
 def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]]:
     """One row per model: architecture, parameters, size, accuracy and per-class accuracy."""
     infos = {i.name: i for i in store.list_models(models_dir)}
@@ -113,6 +120,8 @@ def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]
                 "preset": features.label(meta["feature_settings"]),
                 "params": meta["params"],
                 "size_kb": round(meta["size_bytes"] / 1024, 1),
+                "tflite_kb": _tflite_kb(meta, "float32"),
+                "int8_kb": _tflite_kb(meta, "int8"),
                 "accuracy": s.accuracy,
                 **{f"acc_{label}": v for label, v in s.per_class.items()},
                 "clips": s.n,

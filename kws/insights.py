@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
@@ -153,38 +151,6 @@ def default_curve_models(names: Sequence[str]) -> list[str]:
     """The pair that shows overfitting best (cnn2 against cnn2_dropout) when both exist, else every model."""
     pair = ["cnn2", "cnn2_dropout"]
     return pair if all(n in names for n in pair) else list(names)
-
-
-class _Timed(Protocol):
-    """What latency timing needs of a model: :class:`kws.inference.LoadedModel` fits."""
-
-    name: str
-    settings: FeatureSettings
-
-    def __call__(self, x: np.ndarray) -> np.ndarray: ...
-
-
-def median_latency_ms(models: Sequence[_Timed], clips: Sequence[np.ndarray], rounds: int = 5) -> dict[str, float]:
-    """Median milliseconds per clip for each model: find the word, MFCCs with its settings, one forward pass.
-
-    That is what one answer costs a user; the first call per model is a warm-up and is not counted. The models
-    take turns, ``rounds`` times over the clips, in the opposite order each round: this machine's speed drifts
-    within seconds, and timing one model's calls all at once gave that drift to whichever model came last (the
-    0.7-ms perceptron was drawn slower than the 0.9-ms LSTM on one run of the Compare page).
-    """
-    if not clips:
-        return {}
-    for model in models:
-        model(mfcc(find_window(clips[0], model.settings).samples, model.settings)[None])
-    times: dict[str, list[float]] = {model.name: [] for model in models}
-    for turn in range(rounds):
-        for model in models if turn % 2 == 0 else reversed(models):
-            for clip in clips:
-                t0 = time.perf_counter()
-                feats = mfcc(find_window(clip, model.settings).samples, model.settings)
-                model(feats[None])
-                times[model.name].append((time.perf_counter() - t0) * 1000)
-    return {name: float(statistics.median(t)) for name, t in times.items()}
 
 
 def latency_clips(directory: str | Path | None = None, n: int = 9) -> tuple[list[np.ndarray], str]:

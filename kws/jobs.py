@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from kws import config, dataset, modelsets
 
 if TYPE_CHECKING:
-    from kws.train import EpochReport, TrainConfig
+    from kws.options import EpochReport, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def train_limit() -> int | None:
 
 def make_config(**kwargs: Any) -> TrainConfig:
     """A ``TrainConfig`` honouring ``KWS_TRAIN_LIMIT`` (imports TensorFlow on first use)."""
-    from kws.train import TrainConfig
+    from kws.options import TrainConfig
 
     kwargs.setdefault("limit_per_split", train_limit())
     if "models" in kwargs:

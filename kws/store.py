@@ -1,7 +1,10 @@
-"""The model store: ``<dir>/<name>.keras`` plus ``<dir>/<name>.json``, and sets of them replaced atomically.
+"""The model store: ``<dir>/<name>.json`` with ``<name>.tflite`` (what answers), ``<name>.int8.tflite`` (its
+full-integer copy, where it keeps the accuracy) and ``<name>.keras`` (what retraining starts from), and sets of
+them replaced atomically.
 
-The JSON carries the feature settings and label order the model was trained with; loading reads them back,
-so a model always gets the input it was trained on. A set of models is written into a staging folder and then
+The JSON carries the feature settings and label order the model was trained with, and the checksum of each
+``.tflite`` file; loading reads them back, so a model always gets the input it was trained on, and a file changed
+since (a partial copy, another model's file) is refused. A set of models is written into a staging folder and then
 swapped in with one atomic rename (``renameat2(RENAME_EXCHANGE)`` on Linux), so a crash leaves either the
 old set or the new one, never a mix.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +27,9 @@ from kws.config import ARCHITECTURES, LABELS, fit_splits
 from kws.features import FeatureSettings
 
 logger = logging.getLogger(__name__)
+
+#: The precisions a model answers in: float32 (the default) and its full-integer copy.
+PRECISIONS: tuple[str, ...] = ("float32", "int8")
 
 #: Fields every model's JSON must hold; :func:`read_meta` refuses files without them.
 REQUIRED_META = (
@@ -67,6 +74,43 @@ class ModelInfo:
     def fitted_splits(self) -> tuple[str, ...]:
         return fitted_splits(self.meta)
 
+    def tflite_path(self, precision: str = PRECISIONS[0]) -> Path | None:
+        """The model's TFLite file in ``precision``; None where the model has none (no int8 copy shipped)."""
+        entry = self._tflite_entry(precision)
+        return None if entry is None else self.keras_path.with_name(entry["file"])
+
+    def _tflite_entry(self, precision: str) -> dict[str, Any] | None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
+        entry = (self.meta.get("tflite") or {}).get(precision)
+        return entry if entry and entry.get("file") and entry.get("shipped", True) else None
+
+    def flatbuffer(self, precision: str = PRECISIONS[0]) -> bytes:
+        """The bytes of the model's TFLite file in ``precision``, once they match the checksum in its JSON.
+
+        Raises :class:`ModelStoreError` in one sentence where the file is missing, unrecorded or changed.
+        """
+        json_path = self.keras_path.with_suffix(".json")
+        entry = self._tflite_entry(precision)
+        if entry is None:
+            if precision == PRECISIONS[0]:
+                raise ModelStoreError(
+                    f"{json_path} records no TensorFlow Lite file; make one with "
+                    f"`python -m kws convert {self.keras_path.parent}`."
+                )
+            raise ModelStoreError(f"{self.name} has no {precision} copy ({json_path}).")
+        path = self.keras_path.with_name(entry["file"])
+        try:
+            blob = path.read_bytes()
+        except OSError as err:
+            raise ModelStoreError(f"{path} cannot be read ({err.strerror or err}).") from err
+        if hashlib.sha256(blob).hexdigest() != entry.get("sha256"):
+            raise ModelStoreError(
+                f"{path} does not match the checksum in {json_path.name}: it changed or was cut off after it was "
+                "made; copy the model's files again or retrain it."
+            )
+        return blob
+
 
 def fitted_splits(meta: dict[str, Any]) -> tuple[str, ...]:
     """The dataset splits a model learnt from: ``("train",)``, or also ``"validation"`` for a final refit.
@@ -96,15 +140,16 @@ def read_meta(json_path: Path) -> dict[str, Any]:
 
 
 def list_models(models_dir: str | Path) -> list[ModelInfo]:
-    """Every complete model (``.keras`` with its ``.json``) in ``models_dir``, in the lecture's order."""
+    """Every model (a ``.json`` with its ``.tflite`` or ``.keras`` beside it) in ``models_dir``, in the lecture's
+    order; whether its files are whole is checked when it is loaded (:meth:`ModelInfo.flatbuffer`)."""
     root = Path(models_dir)
     if not root.is_dir():
         raise ModelStoreError(f"No model folder at {root}.")
     infos = []
     for json_path in root.glob("*.json"):
         keras_path = json_path.with_suffix(".keras")
-        if not keras_path.is_file():
-            logger.warning("ignoring %s: no %s beside it", json_path, keras_path.name)
+        if not keras_path.is_file() and not json_path.with_suffix(".tflite").is_file():
+            logger.warning("ignoring %s: no %s or .tflite beside it", json_path, keras_path.name)
             continue
         meta = read_meta(json_path)
         if tuple(meta["labels"]) != LABELS:

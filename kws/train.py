@@ -13,8 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,116 +21,14 @@ from typing import Any
 import librosa
 import numpy as np
 
-from kws import config, dataset, features, store, zoo
+from kws import config, convert, dataset, features, store, zoo
 from kws._tf import keras, tf
 from kws.evaluate import Scores, score
 from kws.features import FeatureSettings
+from kws.options import Cancelled, EpochReport, Progress, TrainConfig
 from kws.segment import batch_windows
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What to train and how; saved into every model's metadata."""
-
-    models: tuple[str, ...] = tuple(zoo.ZOO)
-    preset: str = "standard"
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    augment: bool = True
-    augment_copies: int = 1
-    #: Epochs without a lower validation loss before stopping (the best weights are then restored); 0: no
-    #: early stopping, keep the last epoch's weights.
-    patience: int = 6
-    #: "cosine": warm up for one epoch, then decay to ~0 by the last epoch; "plateau": halve on a stalled
-    #: validation loss.
-    schedule: str = config.SCHEDULES[0]
-    #: Speed perturbation of augmented copies: a random rate in 1 ± this (0 = off); new voices, new tempos.
-    speed: float = 0.1
-    #: SpecAugment-style masks on augmented copies: this many time and frequency bands (0 = off).
-    masks: int = 2
-    #: Mixup (Zhang et al. 2018): each training example is blended with another of its batch, weight
-    #: lambda ~ Beta(mixup, mixup), and so are their targets; 0 = off. Smooths the model between the clips it knows.
-    mixup: float = 0.0
-    seed: int = 42
-    #: At most this many clips per split (None: all); tests use it for tiny runs.
-    limit_per_split: int | None = None
-    #: The splits the model learns from: "train", or "train+validation" for the final refit once a recipe has
-    #: been chosen on validation (more speakers; nothing is then held out to watch, so no early stopping: the
-    #: cosine schedule runs to its end, or to ``stop_at``, and those weights are kept).
-    fit_on: str = config.FIT_ON[0]
-    #: End after this epoch of the schedule (1-based) and keep its weights: how a refit stops where early
-    #: stopping chose for the same recipe on validation (None: run all ``epochs``).
-    stop_at: int | None = None
-    #: Centre each window on its energy before the MFCCs (``FeatureSettings.centre``), for a linear model.
-    centre: bool = False
-
-    @property
-    def settings(self) -> features.FeatureSettings:
-        """The feature settings this run trains with, saved beside its models: the preset, centred if asked."""
-        return replace(features.preset(self.preset), centre=self.centre)
-
-    @property
-    def fit_splits(self) -> tuple[str, ...]:
-        """``fit_on`` as split names, in the order their clips are stacked for training."""
-        return config.fit_splits(self.fit_on)
-
-    @property
-    def holds_out_validation(self) -> bool:
-        """Whether the validation clips stay unseen (early stopping and validation scores need them)."""
-        return "validation" not in self.fit_splits
-
-    @property
-    def variants_per_clip(self) -> int:
-        """Fresh augmented variants of each training clip per epoch (0 when augmentation is off)."""
-        return self.augment_copies if self.augment else 0
-
-    def __post_init__(self) -> None:
-        zoo.check_names(self.models)
-        features.preset(self.preset)
-        if self.epochs < 1 or self.batch_size < 1 or not 0 < self.learning_rate < 1:
-            raise ValueError("epochs and batch size must be positive and the learning rate in (0, 1)")
-        if self.schedule not in config.SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose from: {', '.join(config.SCHEDULES)}")
-        if not 0 <= self.speed < 0.5 or self.masks < 0 or self.augment_copies < 0 or self.patience < 0:
-            raise ValueError("speed must be in [0, 0.5), masks, copies and patience non-negative")
-        if not 0 <= self.mixup <= 2:
-            raise ValueError("mixup must be in [0, 2] (the Beta distribution's parameter; 0 = off)")
-        if self.stop_at is not None and not 1 <= self.stop_at <= self.epochs:
-            raise ValueError(f"stop_at must be an epoch from 1 to {self.epochs}")
-        if self.fit_on not in config.FIT_ON:
-            raise ValueError(f"unknown fit_on {self.fit_on!r}; choose from: {', '.join(config.FIT_ON)}")
-        if not self.holds_out_validation:
-            if self.schedule != "cosine":
-                raise ValueError("the plateau schedule watches the validation loss; a refit needs the cosine one")
-            object.__setattr__(self, "patience", 0)  # nothing held out to stop on; recorded as it ran
-
-
-@dataclass
-class EpochReport:
-    """What a progress listener hears after every epoch."""
-
-    model: str
-    model_index: int
-    n_models: int
-    epoch: int
-    epochs: int
-    logs: dict[str, float]
-
-
-@dataclass
-class Progress:
-    """Listeners for a run; every field is optional."""
-
-    on_stage: Callable[[str, int, int], None] | None = None  # ("reading"|"features", done, total)
-    on_epoch: Callable[[EpochReport], None] | None = None
-    on_model_done: Callable[[str, dict[str, Any]], None] | None = None
-
-
-class Cancelled(RuntimeError):
-    """Training was cancelled; nothing was written to the target folder."""
 
 
 @dataclass
@@ -574,14 +471,16 @@ def build_meta(
     }
 
 
-def save_for_inference(model, path: Path) -> None:
-    """Save weights and architecture without the optimizer state, which would triple the file.
+def save_for_inference(model, path: Path):
+    """Save weights and architecture without the optimizer state, which would triple the file; return that
+    uncompiled copy (what is converted to TFLite: a compiled model carries its loss, which may not be loadable).
 
     Rebuilt from its layer config: ``clone_model`` and ``to_json`` both carry the compile state along.
     """
     clean = model.__class__.from_config(model.get_config())
     clean.set_weights(model.get_weights())
     clean.save(path)
+    return clean
 
 
 def train(
@@ -607,7 +506,7 @@ def train(
     try:
         if target.is_dir():
             for f in target.iterdir():
-                if f.is_file() and f.suffix in {".keras", ".json"}:
+                if f.is_file() and f.suffix in {".keras", ".json", ".tflite"}:
                     shutil.copy2(f, staging / f.name)
         result = RunResult(out_dir=target)
         shared = AugmentedEpochs(data, settings, cfg)
@@ -623,8 +522,11 @@ def train(
             scores = score(model, data.x["test"], data.y["test"])
             meta = build_meta(name, model, scores, history, cfg, settings, seconds, data)
             keras_path = staging / f"{name}.keras"
-            save_for_inference(model, keras_path)
+            clean = save_for_inference(model, keras_path)
             meta["size_bytes"] = keras_path.stat().st_size
+            meta["tflite"] = convert.export(
+                clean, staging, name, data.x["train"], (data.x["validation"], data.y["validation"]), seed=cfg.seed
+            )
             store.write_json_atomic(staging / f"{name}.json", meta)
             result.metas[name] = meta
             logger.info("%s: test accuracy %.4f in %.1f s", name, scores.accuracy, seconds)

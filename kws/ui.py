@@ -57,13 +57,12 @@ def get_predictor():
 
 
 def warm_up() -> None:
-    """Load the active models, then score them on the test split, in the background, once per server, as soon as
-    any page is opened.
+    """Load the active models in the background, once per server, as soon as any page is opened.
 
-    The first visit to Try it took ~13 s (TensorFlow's import and six models compiled), and the first to Compare
-    ~9 s more (every test clip scored), often while a visitor was still reading Home. A page that needs them
-    meanwhile waits for the same computation (Streamlit computes each cached value once) rather than starting
-    its own. Not under AppTest, where every run is a fresh server and a thread would outlive its test.
+    A page that needs them meanwhile waits for the same computation (Streamlit computes each cached value once)
+    rather than starting its own. Scoring the test split is left to the first visit to Compare, which asks for it:
+    done here it took both cores while the first visitor's live take needed them. Not under AppTest, where every
+    run is a fresh server and a thread would outlive its test.
     """
     from streamlit import config
 
@@ -95,8 +94,6 @@ def _warm_up() -> None:
     try:
         get_predictor()
         logger.info("warm-up: models loaded in %.1f s", time.monotonic() - start)
-        evaluation("test")
-        logger.info("warm-up: test split scored, %.1f s in all", time.monotonic() - start)
     except (store.ModelStoreError, DatasetMissingError) as err:  # the page that needs them says so, in its place
         logger.info("warm-up stopped: %s", err)
     except Exception:
@@ -508,7 +505,8 @@ def model_infos() -> list[store.ModelInfo]:
 
 @st.cache_data(show_spinner="Timing every model on a few clips…")
 def _latencies(models_dir: str, stamp: float, data_dir: str, data_stamp: float) -> tuple[dict[str, float], str]:
-    from kws.insights import latency_clips, median_latency_ms
+    from kws.insights import latency_clips
+    from kws.timing import median_latency_ms
 
     clips, source = latency_clips(data_dir)
     return median_latency_ms(_predictor(models_dir, stamp).models, clips), source

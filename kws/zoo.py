@@ -15,6 +15,7 @@ import numpy as np
 from kws._tf import keras, tf
 from kws.config import ARCHITECTURES
 from kws.features import inverse_dct
+from kws.options import check_names
 
 layers = keras.layers
 
@@ -324,14 +325,6 @@ def describe(name: str) -> str:
     alone cut some sketches mid-arrow)."""
     doc = (ZOO[name].__doc__ or "").strip()
     return " ".join(doc.split("\n\n")[0].split())
-
-
-def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
-    """Validate architecture names; an unknown one raises ``ValueError`` listing the valid ones."""
-    unknown = [n for n in names if n not in ZOO]
-    if unknown:
-        raise ValueError(f"unknown model {unknown[0]!r}; choose from: {', '.join(ZOO)}")
-    return list(names)
 
 
 def build(name: str, input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kws import config, jobs, modelsets, ui, zoo
+from kws import config, jobs, modelsets, ui
 from kws.dataset import DatasetMissingError
 from kws.features import PRESETS
 
@@ -71,8 +71,8 @@ elif counts is not None:
         + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else "")
     )
     models = st.pills(
-        "Models", list(zoo.ZOO), selection_mode="multi", default=list(jobs.DEFAULT_MODELS), wrap=True,
-        format_func=lambda n: f"{n}: {zoo.ARCHITECTURES[n]}", key="retrain_models",
+        "Models", list(config.ARCHITECTURES), selection_mode="multi", default=list(jobs.DEFAULT_MODELS), wrap=True,
+        format_func=lambda n: f"{n}: {config.ARCHITECTURES[n]}", key="retrain_models",
     )  # fmt: skip
     col1, col2, col3, col4 = st.columns(4)
     preset = col1.radio("Features", list(PRESETS), key="retrain_preset", help="lecture: 11 frames x 20 MFCCs")

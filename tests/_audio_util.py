@@ -166,8 +166,9 @@ def fake_meta(name: str, architecture: str, settings_name: str, params: int = 0)
 
 
 def save_model(folder: Path, name: str, architecture: str, settings_name: str, seed: int = 0):
-    """Build an untrained model for the preset's input, save it with metadata; returns the Keras model."""
-    from kws import store, zoo
+    """Build an untrained model for the preset's input, save it with its float32 TFLite file and metadata; returns
+    the Keras model."""
+    from kws import convert, store, zoo
     from kws.features import PRESETS, shapes
 
     zoo.keras.utils.set_random_seed(seed)
@@ -176,6 +177,11 @@ def save_model(folder: Path, name: str, architecture: str, settings_name: str, s
     model.save(folder / f"{name}.keras")
     meta = fake_meta(name, architecture, settings_name, int(model.count_params()))
     meta["size_bytes"] = (folder / f"{name}.keras").stat().st_size
+    blob = convert.float_flatbuffer(model, shapes(PRESETS[settings_name]).input_shape)
+    meta["tflite"] = {
+        "float32": convert.file_entry(folder / f"{name}.tflite", blob),
+        "int8": {"shipped": False, "reason": "not made for test models"},
+    }
     store.write_json_atomic(folder / f"{name}.json", meta)
     return model
 
@@ -196,6 +202,8 @@ def make_model_set(runs: Path, name: str, accuracy: float = 0.5) -> str:
     model = smallest_shipped_model()
     folder = runs / name
     folder.mkdir(parents=True)
-    shutil.copy2(model.keras_path, folder / model.keras_path.name)
+    for path in model.keras_path.parent.glob(f"{model.name}.*"):
+        if path.suffix != ".json":
+            shutil.copy2(path, folder / path.name)
     (folder / f"{model.name}.json").write_text(json.dumps(dict(model.meta, test_accuracy=accuracy, test_clips=6)))
     return name

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _audio_util import make_dataset, save_model
+from _audio_util import make_dataset
 
-from kws import cache, config
+from kws import cache
 from kws.dataset import load_features
-from kws.features import PRESETS, preset, shapes
+from kws.features import PRESETS, preset
 
 MB = 2**20
 
@@ -97,14 +97,3 @@ def test_reading_a_feature_set_keeps_it_longest(tmp_path, root, monkeypatch) -> 
     assert standard.exists() and not lecture.exists()
     assert len(list(root.glob("features-*.npz"))) == 2
     assert load_features(preset("lecture"), data).x.shape[0] == first.x.shape[0]  # made again on demand
-
-
-def test_converting_a_model_keeps_the_tflite_copies_within_the_limit(tmp_path, root, monkeypatch) -> None:
-    lite = pytest.importorskip("kws.lite")  # loads TensorFlow
-    shape = shapes(PRESETS["standard"]).input_shape
-    models = [save_model(tmp_path / d, "lstm", "lstm", "standard", seed=i) for i, d in enumerate("abc")]
-    monkeypatch.setenv("KWS_CACHE_LIMIT_MB", "0")  # every conversion keeps only its own copy
-    for folder, model in zip("abc", models):
-        blob, cached = lite.flatbuffer_for(tmp_path / folder / "lstm.keras", model, shape)
-        assert not cached and blob
-        assert list((config.cache_dir() / "tflite").iterdir()) == [lite.cache_path(tmp_path / folder / "lstm.keras")]

@@ -51,10 +51,11 @@ def test_candidates_are_scored_on_validation_clips_only(tmp_path: Path, monkeypa
     make_dataset(tmp_path / "data")
     other = tmp_path / "other"
     other.mkdir()
-    for suffix in (".keras", ".json"):
+    for suffix in (".keras", ".json", ".tflite", ".int8.tflite"):
         shutil.copy2(config.SHIPPED_MODELS_DIR / f"perceptron{suffix}", other / f"perceptron{suffix}")
     # a refit learnt the validation clips: nothing is left to score it on
-    shutil.copy2(config.SHIPPED_MODELS_DIR / "lstm.keras", other / "lstm.keras")
+    for suffix in (".keras", ".tflite", ".int8.tflite"):
+        shutil.copy2(config.SHIPPED_MODELS_DIR / f"lstm{suffix}", other / f"lstm{suffix}")
     meta = json.loads((config.SHIPPED_MODELS_DIR / "lstm.json").read_text())
     (other / "lstm.json").write_text(json.dumps(meta | {"fit_on": "train+validation"}))
     read_splits: set[str] = set()

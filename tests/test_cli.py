@@ -64,11 +64,15 @@ def with_shipped(monkeypatch):
 
     models, load = list(shipped_models()), inference.load_models
 
-    def load_models(models_dir, engine="tflite"):  # the bench's XLA comparison loads its own
-        return models if engine == "tflite" else load(models_dir, engine)
+    def load_models(models_dir, precision="float32"):  # int8 copies load on their own
+        return models if precision == "float32" else load(models_dir, precision)
 
     monkeypatch.setattr(inference, "load_models", load_models)
-    monkeypatch.setattr(inference, "load_predictor", lambda models_dir: inference.Predictor(models))
+    monkeypatch.setattr(
+        inference,
+        "load_predictor",
+        lambda models_dir, precision="float32": inference.Predictor(load_models(models_dir, precision)),
+    )
     return config.SHIPPED_MODELS_DIR
 
 
@@ -128,10 +132,11 @@ def test_bad_input_exits_2_with_one_line(tmp_path, files, args: tuple[str, ...],
 
 
 def test_a_damaged_model_file_exits_2_naming_it(files, damaged_models) -> None:
-    """Keras called a cut-off .keras file "not found"; the message says what is wrong with which file."""
+    """A cut-off model file: the message says what is wrong with which file, in one line."""
     proc = run_cli("predict", str(files["word"]), "--models-dir", str(damaged_models.parent))
     assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr == f"error: {damaged_models} is damaged or incomplete: it is not a .keras archive.\n"
+    assert proc.stderr.startswith(f"error: {damaged_models} does not match the checksum in ")
+    assert "it changed or was cut off after it was made" in proc.stderr
 
 
 # --- with the shipped models (loaded once per session) ----------------------------------------------------------
@@ -227,7 +232,7 @@ def test_evaluate_markdown_and_json(tmp_path, with_shipped, monkeypatch, capsys,
     assert f"1 unreadable clip(s) were skipped: {broken}: This is not an audio file" in caplog.text
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("|")]
-    assert lines[0] == "| Model | Architecture | Preset | Params | Size | Accuracy | bed | happy | cat |"
+    assert lines[0] == "| Model | Architecture | Preset | Params | .tflite | int8 | Accuracy | bed | happy | cat |"
     assert len(lines) == 2 + len(shipped_models())
     assert cli.main([*base, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -255,7 +260,11 @@ def test_train_then_predict(tmp_path, monkeypatch, capsys) -> None:
     captured = capsys.readouterr()
     assert "[1/1 perceptron] epoch 1/1" in captured.err
     assert "| perceptron | Perceptron |" in captured.out
-    assert sorted(p.name for p in out_dir.iterdir()) == ["perceptron.json", "perceptron.keras"]
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names in (
+        ["perceptron.int8.tflite", "perceptron.json", "perceptron.keras", "perceptron.tflite"],
+        ["perceptron.json", "perceptron.keras", "perceptron.tflite"],  # an int8 copy that lost accuracy
+    ), names
     meta = json.loads((out_dir / "perceptron.json").read_text())
     assert meta["feature_settings"]["centre"] is True and meta["train_config"]["centre"] is True  # read back below
     clip = tmp_path / "clip.wav"
@@ -351,13 +360,14 @@ def test_bench_smoke(tmp_path, with_shipped, monkeypatch, capsys) -> None:
     latency = results["latency"]
     assert latency["models"] == [m.name for m in shipped_models()]
     timed = ("predictor_predict", "predictor_predict_no_voice_check", "predictor_predict_in_turn")
-    for method in (*timed, "predictor_predict_off_main_thread", "keras_predict", "eager"):
+    for method in (*timed, "predictor_predict_off_main_thread", "predictor_predict_int8"):
         stats = latency["all_models"][method]
         assert stats["runs"] == 3 and 0 < stats["median_ms"] <= stats["p90_ms"]
     assert 0 < latency["voice_check_only"]["median_ms"] and "The voice check alone" in printed
     assert "as the app calls it" in printed and "one step after another" in printed
     assert results["dataset"]["clips"] == 18 and results["dataset"]["cache_hit_s"] > 0
-    assert "model.predict(x)" in printed and "cache hit" in printed
+    assert "| int8 | .int8.tflite |" in printed and "cache hit" in printed
+    assert {p["model"] for p in latency["per_model"] if p["int8_bytes"] < p["float32_bytes"]} >= {"best", "cnn1"}
     assert not list((tmp_path / "cache").glob("*"))  # the benchmark used a cache folder of its own
 
 

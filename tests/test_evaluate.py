@@ -35,7 +35,7 @@ def tiny_real(tmp_path, monkeypatch):
     from kws import inference
 
     models = list(shipped_models())  # load before patching: shipped_models itself calls load_models
-    monkeypatch.setattr(inference, "load_models", lambda models_dir: models)
+    monkeypatch.setattr(inference, "load_models", lambda models_dir, precision="float32": models)
     root = tmp_path / "data"
     real = real_data_dir()
     if real is None:
@@ -83,7 +83,7 @@ def test_models_already_loaded_are_used_not_loaded_again(tiny_real, predictor, m
     root, split = tiny_real
     expected = evaluate.evaluate(config.SHIPPED_MODELS_DIR, root, split)
 
-    def no_loading(models_dir):
+    def no_loading(models_dir, precision="float32"):
         raise AssertionError("models were loaded again")
 
     monkeypatch.setattr(inference, "load_models", no_loading)
@@ -107,7 +107,7 @@ def test_empty_split(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
     models = list(shipped_models())
-    monkeypatch.setattr(inference, "load_models", lambda models_dir: models)
+    monkeypatch.setattr(inference, "load_models", lambda models_dir, precision="float32": models)
     make_dataset(tmp_path / "data")
     for path in (tmp_path / "data").rglob("*.wav"):
         if dataset.split_of(path) == "validation":

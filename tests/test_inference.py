@@ -151,27 +151,16 @@ def test_to_dict_is_json(predictor) -> None:
     assert d["elapsed_ms"] == pytest.approx(p.elapsed_ms, abs=1e-3) and p.elapsed_ms > 0
 
 
-def test_tflite_copies_and_the_xla_path_answer_alike(predictor, monkeypatch) -> None:
-    """The shipped models answer one clip through their TFLite copies; the XLA path (one fused call, or one call
-    per model when fusing fails) gives the same probabilities."""
-    from kws import config
-
-    assert [m.engine for m in predictor.models] == ["tflite"] * len(predictor.models)
+def test_each_model_answers_in_the_predictor_as_alone(predictor) -> None:
+    """The shipped models answer through their float32 TFLite files; a clip's answers, computed on the predictor's
+    threads, are each model's own."""
+    assert [m.precision for m in predictor.models] == ["float32"] * len(predictor.models)
     x = word_like(0.7, seed=5)
     answered = predictor.predict(x, RATE)
     for m, answer in zip(predictor.models, answered.answers):
         alone = m(predictor.features_for(answered.clip.samples, m.settings)[1][None])[0]
         np.testing.assert_allclose(list(answer.probabilities.values()), alone, atol=1e-6)
-    xla = inference.Predictor(inference.load_models(config.SHIPPED_MODELS_DIR, engine="xla"), timing_runs=1)
-    assert xla.fused and {m.engine for m in xla.models} == {"xla"}
-    monkeypatch.setattr(inference, "_fuse", lambda *a: None)  # as if XLA could not compile the combination
-    unfused = inference.Predictor(xla.models, timing_runs=1)
-    assert not unfused.fused
-    for other in (xla, unfused):
-        for a, b in zip(answered.answers, other.predict(x, RATE).answers):
-            assert a.word == b.word
-            np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
-    assert set(unfused.latency_ms) == set(unfused.names) and all(v > 0 for v in unfused.latency_ms.values())
+    assert set(predictor.latency_ms) == set(predictor.names) and all(v > 0 for v in predictor.latency_ms.values())
 
 
 def test_answers_do_not_depend_on_threads_or_the_overlap(predictor) -> None:
@@ -217,7 +206,7 @@ def test_loaded_models_match_their_metadata(predictor) -> None:
 
     for m in predictor.models:
         assert m.settings == FeatureSettings.from_dict(m.meta["feature_settings"])
-        assert tuple(m.model.input_shape[1:]) == shapes(m.settings).input_shape
+        assert m.runner.input_shape == (1, *shapes(m.settings).input_shape)
         assert m.labels == tuple(m.meta["labels"])
 
 

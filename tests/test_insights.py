@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from _audio_util import speakers_by_split, tone
 
-from kws import config, insights
+from kws import config, insights, timing
 from kws.dataset import DatasetMissingError, scan, split_of
 from kws.evaluate import Evaluation
 from kws.features import PRESETS, shapes
@@ -106,11 +106,11 @@ class FakeModel:
 def test_median_latency_times_each_model_after_a_warm_up() -> None:
     fast, slow = FakeModel("fast", 0.0), FakeModel("slow", 0.02)
     clips = [tone(1.0), tone(0.7), tone(1.3)]
-    result = insights.median_latency_ms([fast, slow], clips, rounds=2)
+    result = timing.median_latency_ms([fast, slow], clips, rounds=2)
     assert set(result) == {"fast", "slow"}
     assert fast.calls == slow.calls == 1 + 2 * len(clips)
     assert result["slow"] >= 20 > result["fast"]
-    assert insights.median_latency_ms([fast], []) == {}
+    assert timing.median_latency_ms([fast], []) == {}
 
 
 class DriftingModel(FakeModel):
@@ -131,7 +131,7 @@ def test_median_latency_shares_a_drifting_machine_fairly() -> None:
     each gets early and late calls alike."""
     clock = [0]
     first, second = DriftingModel("first", clock), DriftingModel("second", clock)
-    result = insights.median_latency_ms([first, second], [tone(1.0)] * 3, rounds=5)
+    result = timing.median_latency_ms([first, second], [tone(1.0)] * 3, rounds=5)
     assert clock[0] == 2 * (1 + 5 * 3)  # the slowdown reached 31 ms
     assert abs(result["first"] - result["second"]) < 8
 

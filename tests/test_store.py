@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -97,14 +97,14 @@ def test_bad_metadata(tmp_path) -> None:
         store.list_models(tmp_path)
 
 
-def test_unloadable_keras_file(tmp_path) -> None:
-    (tmp_path / "cnn1.keras").write_bytes(b"not a zip")
-    store.write_json_atomic(tmp_path / "cnn1.json", fake_meta("cnn1", "cnn1", "standard"))
-    with pytest.raises(store.ModelStoreError, match="cnn1.keras is damaged or incomplete: it is not a .keras"):
-        inference.load_models(tmp_path)
-    with zipfile.ZipFile(tmp_path / "cnn1.keras", "w") as archive:  # an archive, but no model in it
-        archive.writestr("notes.txt", "hello")
-    with pytest.raises(store.ModelStoreError, match="cnn1.keras: cannot load"):
+def test_a_file_that_is_not_a_model_is_refused(tmp_path) -> None:
+    save_model(tmp_path, "cnn1", "cnn1", "standard")
+    meta = json.loads((tmp_path / "cnn1.json").read_text())
+    junk = b"not a flatbuffer"
+    meta["tflite"]["float32"] = {"file": "cnn1.tflite", "sha256": hashlib.sha256(junk).hexdigest(), "size_bytes": 16}
+    (tmp_path / "cnn1.tflite").write_bytes(junk)
+    (tmp_path / "cnn1.json").write_text(json.dumps(meta))
+    with pytest.raises(store.ModelStoreError, match="cnn1.tflite: cannot load"):
         inference.load_models(tmp_path)
 
 
