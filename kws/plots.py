@@ -1,6 +1,13 @@
 """Plotly figures for the pages: waveform with the heard window, MFCC heatmap, probabilities, confusion, curves.
 
 Pages only place these figures; every number on them is computed here or in the modules they come from.
+
+Each builder writes its figure as plain dicts and hands them to one ``go.Figure`` call, which validates the
+whole figure once. Plotly validates again at every ``update_layout``, ``update_traces`` or ``add_vrect`` step,
+walking its property tree each time, so a figure built step by step costs several times what ``st.plotly_chart``
+spends sending it, and the Try it page draws nine per answer (``bench/figures.py`` times each). Builders return a
+``go.Figure``, not the dicts: ``st.plotly_chart`` sends a Figure as it is, but validates a dict by building a
+Figure from it.
 """
 
 from __future__ import annotations
@@ -22,9 +29,16 @@ _MAX_POINTS = 4000
 _MIN_MFCC_SPAN = 10.0
 
 
-def _layout(fig: go.Figure, title: str, height: int = 260) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=40, r=10, t=40, b=40), showlegend=False)
-    return fig
+def _axis(title: str, **settings: Any) -> dict[str, Any]:
+    """An axis titled ``title`` with ``settings``, leaving out those set to None (Plotly's default then)."""
+    return {"title": {"text": title}, **{k: v for k, v in settings.items() if v is not None}}
+
+
+def _figure(traces: list[dict[str, Any]], title: str, height: int = 260, **layout: Any) -> go.Figure:
+    """The figure of ``traces`` (trace dicts with their ``type``) in the pages' common frame: ``title``, ``height``,
+    narrow margins, no legend; ``layout`` adds to or overrides that frame."""
+    frame = {"title": {"text": title}, "height": height, "margin": dict(l=40, r=10, t=40, b=40), "showlegend": False}
+    return go.Figure({"data": traces, "layout": frame | layout})
 
 
 def waveform(
@@ -41,54 +55,57 @@ def waveform(
     t = np.arange(0, len(x), step) / sample_rate
     if step > 1:  # keep the envelope visible: draw the peak of each block
         blocks = x[: len(x) // step * step].reshape(-1, step)
-        y = np.where(blocks.max(1) > -blocks.min(1), blocks.max(1), blocks.min(1))
+        high, low = blocks.max(1), blocks.min(1)
+        y = np.where(high > -low, high, low)
         t = t[: len(y)]
     else:
         y = x
-    fig = go.Figure(go.Scatter(x=t, y=y, mode="lines", line=dict(width=1, color="#4C78A8"), name="audio"))
+    trace = dict(type="scatter", x=t, y=y, mode="lines", line=dict(width=1, color="#4C78A8"), name="audio")
+    # what add_vrect draws: a rectangle over the plot's full height, its label inside one of its corners
+    span = dict(type="rect", xref="x", y0=0, y1=1, yref="y domain")
+    label = dict(showarrow=False, xanchor="left", xref="x", yref="y domain")
+    rects, labels = [], []
     if window is not None:
-        fig.add_vrect(
-            x0=window[0],
-            x1=window[1],
-            fillcolor="#F58518",
-            opacity=0.18,
-            line_width=0,
-            annotation_text="heard by the models",
-            annotation_position="top left",
-        )
+        rects.append(span | dict(x0=window[0], x1=window[1], fillcolor="#F58518", opacity=0.18, line=dict(width=0)))
+        labels.append(label | dict(x=window[0], y=1, yanchor="top", text="heard by the models"))
     for start, end, word in marks:
-        fig.add_vrect(
-            x0=start,
-            x1=end,
-            line=dict(color="#54A24B", width=1.5, dash="dot"),
-            annotation_text=word,
-            annotation_position="bottom left",
-            annotation_font_color="#54A24B",
-        )
-    fig.update_xaxes(title="time (s)")
-    fig.update_yaxes(title="amplitude", range=[-1.05, 1.05] if np.abs(x).max(initial=0) > 0.5 else None)
-    return _layout(fig, title)
+        rects.append(span | dict(x0=start, x1=end, line=dict(color="#54A24B", width=1.5, dash="dot")))
+        labels.append(label | dict(x=start, y=0, yanchor="bottom", text=word, font=dict(color="#54A24B")))
+    loud = np.abs(x).max(initial=0) > 0.5
+    return _figure(
+        [trace],
+        title,
+        shapes=rects,
+        annotations=labels,
+        xaxis=_axis("time (s)"),
+        yaxis=_axis("amplitude", range=[-1.05, 1.05] if loud else None),
+    )
 
 
 def _time_heatmap(
-    z: np.ndarray, settings: FeatureSettings, title: str, row: str, unit: str, axis: str | None = None
+    z: np.ndarray,
+    settings: FeatureSettings,
+    title: str,
+    row: str,
+    unit: str,
+    axis: str | None = None,
+    z_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """``z`` (frames, rows) as an image: time (s) across, ``row`` index up (titled ``axis``, default ``row``),
-    value as colour."""
+    value as colour, spread over ``z_range`` (default: the values' own range)."""
     times = shapes(settings).frame_times(settings)
-    fig = go.Figure(
-        go.Heatmap(
-            z=np.asarray(z).T,
-            x=times,
-            y=np.arange(z.shape[1]),
-            colorscale="Viridis",
-            colorbar=dict(title=unit),
-            hovertemplate=f"t=%{{x:.2f}}s<br>{row} %{{y}}<br>%{{z:.1f}}<extra></extra>",
-        )
+    trace = dict(
+        type="heatmap",
+        z=np.asarray(z).T,
+        x=times,
+        y=np.arange(z.shape[1]),
+        colorscale="Viridis",
+        colorbar=dict(title=dict(text=unit)),
+        hovertemplate=f"t=%{{x:.2f}}s<br>{row} %{{y}}<br>%{{z:.1f}}<extra></extra>",
     )
-    fig.update_xaxes(title="time (s)")
-    fig.update_yaxes(title=axis or row)
-    return _layout(fig, title, height=300)
+    if z_range is not None:
+        trace["zmin"], trace["zmax"] = z_range
+    return _figure([trace], title, height=300, xaxis=_axis("time (s)"), yaxis=_axis(axis or row))
 
 
 def mfcc_heatmap(feats: np.ndarray, settings: FeatureSettings, title: str = "MFCC spectrogram") -> go.Figure:
@@ -106,18 +123,21 @@ def log_mel_heatmap(
 def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Figure:
     """The probabilities of the labels, on a fixed 0-1 scale so every model's chart compares."""
     labels = list(probabilities)
-    fig = go.Figure(
-        go.Bar(
-            x=labels,
-            y=[probabilities[k] for k in labels],
-            marker_color=[LABEL_COLOURS.get(k, "#888") for k in labels],
-            text=[f"{probabilities[k]:.0%}" for k in labels],
-            textposition="outside",
-        )
+    bars = dict(
+        type="bar",
+        x=labels,
+        y=[probabilities[k] for k in labels],
+        marker=dict(color=[LABEL_COLOURS.get(k, "#888") for k in labels]),
+        text=[f"{probabilities[k]:.0%}" for k in labels],
+        textposition="outside",
     )
-    fig.update_yaxes(range=[0, 1.15], tickformat=".0%", title="probability")
-    fig = _layout(fig, title, height=220 if title else 190)
-    return fig if title else fig.update_layout(margin_t=10)  # no title: no blank band above the bars
+    return _figure(
+        [bars],
+        title,
+        height=220 if title else 190,
+        margin=dict(l=40, r=10, t=40 if title else 10, b=40),  # no title: no blank band above the bars
+        yaxis=_axis("probability", range=[0, 1.15], tickformat=".0%"),
+    )
 
 
 def confusion_heatmap(
@@ -127,38 +147,37 @@ def confusion_heatmap(
     c = np.asarray(confusion, dtype=float)
     rows = c.sum(axis=1, keepdims=True)
     share = np.divide(c, rows, out=np.zeros_like(c), where=rows > 0)
-    fig = go.Figure(
-        go.Heatmap(
-            z=share,
-            x=list(labels),
-            y=list(labels),
-            zmin=0,
-            zmax=zmax if zmax is not None else 1,
-            colorscale="Blues",
-            text=c.astype(int),
-            texttemplate="%{text}",
-            hovertemplate="true %{y}, predicted %{x}: %{text} clips<extra></extra>",
-            showscale=False,
-        )
+    trace = dict(
+        type="heatmap",
+        z=share,
+        x=list(labels),
+        y=list(labels),
+        zmin=0,
+        zmax=zmax if zmax is not None else 1,
+        colorscale="Blues",
+        text=c.astype(int),
+        texttemplate="%{text}",
+        hovertemplate="true %{y}, predicted %{x}: %{text} clips<extra></extra>",
+        showscale=False,
     )
-    fig.update_xaxes(title="predicted", side="bottom")
-    fig.update_yaxes(title="true", autorange="reversed")
-    return _layout(fig, title, height=280)
+    xaxis, yaxis = _axis("predicted", side="bottom"), _axis("true", autorange="reversed")
+    return _figure([trace], title, height=280, xaxis=xaxis, yaxis=yaxis)
 
 
 def training_curves(
     histories: dict[str, dict[str, list[float]]], metric: str = "accuracy", title: str | None = None
 ) -> go.Figure:
     """Training (solid) and validation (dashed) ``metric`` per epoch for each model."""
-    fig = go.Figure()
     palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
+    traces = []
     for i, (name, hist) in enumerate(histories.items()):
         colour = palette[i % len(palette)]
         for key, dash, suffix in ((metric, "solid", "train"), (f"val_{metric}", "dash", "validation")):
             values = hist.get(key) or []
             if values:
-                fig.add_trace(
-                    go.Scatter(
+                traces.append(
+                    dict(
+                        type="scatter",
                         x=list(range(1, len(values) + 1)),
                         y=values,
                         mode="lines+markers",
@@ -166,12 +185,16 @@ def training_curves(
                         line=dict(color=colour, dash=dash),
                     )
                 )
-    fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title=metric)
-    fig = _layout(fig, title or f"Training {metric}", height=380)
-    # the legend under the plot: at its side it took half the width of a half-page chart on a laptop screen
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"))
-    return fig
+    return _figure(
+        traces,
+        title or f"Training {metric}",
+        height=380,
+        xaxis=_axis("epoch"),
+        yaxis=_axis(metric),
+        showlegend=True,
+        # the legend under the plot: at its side it took half the width of a half-page chart on a laptop screen
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"),
+    )
 
 
 #: What the scatter's axes are called, by row key.
@@ -260,35 +283,30 @@ def tradeoff_scatter(
     """
     rows = [r for r in rows if r.get(x) is not None and r.get(y) is not None]  # e.g. a model not timed
     if not rows:
-        return _layout(go.Figure(), title, height=360)
+        return _figure([], title, height=360)
     log_x = x == "params"
     xs, x_range = _fractions([r[x] for r in rows], log_x, pad=0.12)
     ys, y_range = _fractions([r[y] for r in rows], False, pad=0.15)
     names = [r["model"] for r in rows]
-    fig = go.Figure(
-        go.Scatter(
-            x=[r[x] for r in rows],
-            y=[r[y] for r in rows],
-            mode="markers+text",
-            text=names,
-            textposition=label_positions(xs, ys, names),
-            marker=dict(size=_MARKER_PX, color="#4C78A8"),
-            cliponaxis=False,
-        )
+    points = dict(
+        type="scatter",
+        x=[r[x] for r in rows],
+        y=[r[y] for r in rows],
+        mode="markers+text",
+        text=names,
+        textposition=label_positions(xs, ys, names),
+        marker=dict(size=_MARKER_PX, color="#4C78A8"),
+        cliponaxis=False,
     )
-    fig.update_xaxes(
-        title=_AXIS_TITLES.get(x, x), type="log" if log_x else None, range=x_range, dtick=1 if log_x else None
-    )
-    fig.update_yaxes(title=_AXIS_TITLES.get(y, y), tickformat=".1%", range=y_range)
-    return _layout(fig, title, height=360)
+    xaxis = _axis(_AXIS_TITLES.get(x, x), type="log" if log_x else None, range=x_range, dtick=1 if log_x else None)
+    yaxis = _axis(_AXIS_TITLES.get(y, y), tickformat=".1%", range=y_range)
+    return _figure([points], title, height=360, xaxis=xaxis, yaxis=yaxis)
 
 
 def histogram(values: Sequence[float], title: str, x_title: str, bins: int = 40) -> go.Figure:
     """A plain histogram (clip durations, loudness)."""
-    fig = go.Figure(go.Histogram(x=list(values), nbinsx=bins, marker_color="#4C78A8"))
-    fig.update_xaxes(title=x_title)
-    fig.update_yaxes(title="clips")
-    return _layout(fig, title, height=280)
+    trace = dict(type="histogram", x=list(values), nbinsx=bins, marker=dict(color="#4C78A8"))
+    return _figure([trace], title, height=280, xaxis=_axis(x_title), yaxis=_axis("clips"))
 
 
 def mfcc_heatmap_robust(feats: np.ndarray, settings: FeatureSettings, title: str = "MFCC spectrogram") -> go.Figure:
@@ -297,12 +315,12 @@ def mfcc_heatmap_robust(feats: np.ndarray, settings: FeatureSettings, title: str
     Coefficient 0 (overall loudness) is hundreds of units below the rest; on a full-range scale it leaves every
     other row one flat colour. Its row saturates instead, and the shape of the word shows.
     """
-    fig = mfcc_heatmap(feats, settings, title)
     rest = np.asarray(feats)[:, 1:]
+    z_range = None
     if rest.size:
         lo, hi = (float(v) for v in np.percentile(rest, [1, 99]))
         if hi - lo < _MIN_MFCC_SPAN:  # near-constant input (digital silence): do not blow rounding noise up
             mid = (hi + lo) / 2
             lo, hi = mid - _MIN_MFCC_SPAN / 2, mid + _MIN_MFCC_SPAN / 2
-        fig.update_traces(zmin=lo, zmax=hi)
-    return fig
+        z_range = (lo, hi)
+    return _time_heatmap(feats, settings, title, "coefficient", "value", axis="MFCC coefficient", z_range=z_range)

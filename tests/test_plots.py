@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-from _audio_util import word_like
+import plotly.graph_objects as go
+from _audio_util import bench_script, word_like
 
 from kws import plots
-from kws.features import PRESETS, mfcc
+from kws.features import PRESETS, log_mel_from_mfcc, mfcc, shapes
+
+#: The frame every page's figure shares: narrow margins, no legend.
+MARGIN = {"l": 40, "r": 10, "t": 40, "b": 40}
+
+
+def _layout(fig: go.Figure) -> dict:
+    """The layout the figure sends, less its theme, which must be the default every ``go.Figure`` gets."""
+    layout = fig.to_plotly_json()["layout"]
+    assert layout.pop("template") == go.Figure().to_plotly_json()["layout"]["template"]
+    return layout
 
 
 def _z_range(fig) -> tuple[float, float]:
@@ -60,3 +71,195 @@ def test_scatter_leaves_out_a_model_without_the_measure() -> None:
     ]
     assert list(plots.tradeoff_scatter(rows).data[0].text) == ["cnn1"]
     assert not plots.tradeoff_scatter(rows[1:]).data  # nothing to draw, and no error
+
+
+def test_probability_bars_share_one_fixed_scale_and_the_label_colours() -> None:
+    fig = plots.probability_bars({"bed": 0.91, "happy": 0.06, "cat": 0.03})
+    assert fig.to_plotly_json()["data"] == [
+        {
+            "type": "bar",
+            "x": ["bed", "happy", "cat"],
+            "y": [0.91, 0.06, 0.03],
+            "marker": {"color": ["#4C78A8", "#F58518", "#54A24B"]},
+            "text": ["91%", "6%", "3%"],
+            "textposition": "outside",
+        }
+    ]
+    axis = {"title": {"text": "probability"}, "range": [0, 1.15], "tickformat": ".0%"}
+    untitled = {"title": {"text": ""}, "height": 190, "margin": MARGIN | {"t": 10}, "showlegend": False}
+    assert _layout(fig) == untitled | {"yaxis": axis}  # no title: no blank band above the bars
+    titled = {"title": {"text": "cnn1"}, "height": 220, "margin": MARGIN, "showlegend": False}
+    assert _layout(plots.probability_bars({"bed": 0.5, "happy": 0.5, "cat": 0.0}, "cnn1")) == titled | {"yaxis": axis}
+    assert plots.probability_bars({"other": 1.0}).data[0].marker.color == ("#888",)
+
+
+def test_waveform_shades_the_heard_second_and_outlines_the_spotted_words() -> None:
+    clip = np.zeros(3 * 16000, np.float32)
+    clip[12000], clip[24000] = 0.8, -0.9
+    fig = plots.waveform(clip, 16000, (0.75, 1.75), marks=[(0.9, 1.4, "bed"), (2.1, 2.6, "cat")])
+    layout = _layout(fig)
+    span = {"type": "rect", "xref": "x", "y0": 0, "y1": 1, "yref": "y domain"}
+    word = {"line": {"color": "#54A24B", "width": 1.5, "dash": "dot"}}
+    assert layout.pop("shapes") == [
+        span | {"x0": 0.75, "x1": 1.75, "fillcolor": "#F58518", "opacity": 0.18, "line": {"width": 0}},
+        span | {"x0": 0.9, "x1": 1.4} | word,
+        span | {"x0": 2.1, "x1": 2.6} | word,
+    ]
+    label = {"showarrow": False, "xanchor": "left", "xref": "x", "yref": "y domain"}
+    green = {"font": {"color": "#54A24B"}}
+    assert layout.pop("annotations") == [
+        label | {"x": 0.75, "y": 1, "yanchor": "top", "text": "heard by the models"},
+        label | {"x": 0.9, "y": 0, "yanchor": "bottom", "text": "bed"} | green,
+        label | {"x": 2.1, "y": 0, "yanchor": "bottom", "text": "cat"} | green,
+    ]
+    assert layout == {
+        "title": {"text": "Waveform"},
+        "height": 260,
+        "margin": MARGIN,
+        "showlegend": False,
+        "xaxis": {"title": {"text": "time (s)"}},
+        "yaxis": {"title": {"text": "amplitude"}, "range": [-1.05, 1.05]},  # a loud clip: the full scale
+    }
+    (trace,) = fig.data
+    assert (trace.type, trace.mode, trace.name, trace.line.width, trace.line.color) == (
+        "scatter",
+        "lines",
+        "audio",
+        1,
+        "#4C78A8",
+    )
+    assert len(trace.x) == len(trace.y) == 4000 and trace.x[1] == 12 / 16000  # every 12th sample's time
+    assert trace.y.max() == np.float32(0.8) and trace.y.min() == np.float32(-0.9)  # each block's peak is kept
+
+    quiet = _layout(plots.waveform(clip / 4, 16000))
+    assert quiet["yaxis"] == {"title": {"text": "amplitude"}} and "shapes" not in quiet  # Plotly's own range
+
+
+def test_heatmaps_draw_time_across_rows_up_and_value_as_colour() -> None:
+    settings = PRESETS["standard"]
+    clip = np.zeros(settings.sample_rate, np.float32)
+    clip[4000:12000] = word_like(0.5, seed=2)
+    feats = mfcc(clip, settings)
+    viridis = go.Heatmap(colorscale="Viridis").colorscale
+    figures = [
+        (plots.mfcc_heatmap_robust(feats, settings), feats, "coefficient", "MFCC coefficient", "value"),
+        (plots.mfcc_heatmap(feats, settings, "t"), feats, "coefficient", "MFCC coefficient", "value"),
+        (plots.log_mel_heatmap(feats, settings), log_mel_from_mfcc(feats, settings), "mel band", "mel band", "dB"),
+    ]
+    titles = ["MFCC spectrogram", "t", "Log-mel picture: what the CNNs see"]
+    for (fig, z, row, axis, unit), title in zip(figures, titles):
+        (trace,) = fig.data
+        np.testing.assert_array_equal(trace.z, z.T)
+        np.testing.assert_array_equal(trace.x, shapes(settings).frame_times(settings))
+        np.testing.assert_array_equal(trace.y, np.arange(z.shape[1]))
+        assert trace.colorscale == viridis and trace.colorbar.title.text == unit
+        assert trace.hovertemplate == f"t=%{{x:.2f}}s<br>{row} %{{y}}<br>%{{z:.1f}}<extra></extra>"
+        assert _layout(fig) == {
+            "title": {"text": title},
+            "height": 300,
+            "margin": MARGIN,
+            "showlegend": False,
+            "xaxis": {"title": {"text": "time (s)"}},
+            "yaxis": {"title": {"text": axis}},
+        }
+    assert figures[0][0].data[0].zmin is not None  # the robust picture's own colour range
+    assert figures[1][0].data[0].zmin is None and figures[2][0].data[0].zmin is None  # Plotly's: the values'
+
+
+def test_confusion_colours_each_row_by_share_and_writes_the_counts() -> None:
+    fig = plots.confusion_heatmap([[8, 2, 0], [0, 0, 0], [1, 1, 2]], title="cnn1", zmax=0.5)
+    (trace,) = fig.data
+    np.testing.assert_array_equal(trace.z, [[0.8, 0.2, 0], [0, 0, 0], [0.25, 0.25, 0.5]])  # an empty row: no share
+    np.testing.assert_array_equal(trace.text, [[8, 2, 0], [0, 0, 0], [1, 1, 2]])
+    assert trace.x == trace.y == ("bed", "happy", "cat")
+    assert (trace.zmin, trace.zmax, trace.showscale, trace.texttemplate) == (0, 0.5, False, "%{text}")
+    assert trace.colorscale == go.Heatmap(colorscale="Blues").colorscale
+    assert trace.hovertemplate == "true %{y}, predicted %{x}: %{text} clips<extra></extra>"
+    assert _layout(fig) == {
+        "title": {"text": "cnn1"},
+        "height": 280,
+        "margin": MARGIN,
+        "showlegend": False,
+        "xaxis": {"title": {"text": "predicted"}, "side": "bottom"},
+        "yaxis": {"title": {"text": "true"}, "autorange": "reversed"},
+    }
+    assert plots.confusion_heatmap([[1]], ["bed"]).data[0].zmax == 1
+
+
+def test_training_curves_draw_each_model_in_its_colour_with_the_legend_below() -> None:
+    histories = {"cnn1": {"accuracy": [0.5, 0.9], "val_accuracy": [0.6, 0.8]}, "lstm": {"accuracy": [0.7]}}
+    fig = plots.training_curves(histories)
+    assert fig.to_plotly_json()["data"] == [
+        {
+            "type": "scatter",
+            "x": [1, 2],
+            "y": [0.5, 0.9],
+            "mode": "lines+markers",
+            "name": "cnn1 (train)",
+            "line": {"color": "#4C78A8", "dash": "solid"},
+        },
+        {
+            "type": "scatter",
+            "x": [1, 2],
+            "y": [0.6, 0.8],
+            "mode": "lines+markers",
+            "name": "cnn1 (validation)",
+            "line": {"color": "#4C78A8", "dash": "dash"},
+        },
+        {
+            "type": "scatter",
+            "x": [1],
+            "y": [0.7],
+            "mode": "lines+markers",
+            "name": "lstm (train)",
+            "line": {"color": "#F58518", "dash": "solid"},
+        },
+    ]
+    assert _layout(fig) == {
+        "title": {"text": "Training accuracy"},
+        "height": 380,
+        "margin": MARGIN,
+        "showlegend": True,
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.25, "yanchor": "top"},
+        "xaxis": {"title": {"text": "epoch"}},
+        "yaxis": {"title": {"text": "accuracy"}},
+    }
+    assert plots.training_curves({}, "loss", "Loss").layout.title.text == "Loss"
+
+
+def test_scatter_and_histogram_keep_the_shared_frame() -> None:
+    rows = [
+        {"model": "cnn1", "latency_ms": 1.0, "accuracy": 0.98},
+        {"model": "lstm", "latency_ms": 3.0, "accuracy": 0.97},
+    ]
+    layout = _layout(plots.tradeoff_scatter(rows, title="speed"))
+    assert layout.pop("xaxis")["title"] == {"text": "median latency per clip (ms)"}
+    assert layout.pop("yaxis")["tickformat"] == ".1%"
+    frame = {"title": {"text": "speed"}, "height": 360, "margin": MARGIN, "showlegend": False}
+    assert layout == frame
+    assert _layout(plots.tradeoff_scatter([], title="speed")) == frame
+    (points,) = plots.tradeoff_scatter(rows).data
+    assert (points.mode, points.marker.size, points.marker.color, points.cliponaxis) == (
+        "markers+text",
+        plots._MARKER_PX,
+        "#4C78A8",
+        False,
+    )
+
+    fig = plots.histogram([0.5, 1.0, 1.0], "Clip durations", "seconds", bins=5)
+    assert fig.to_plotly_json()["data"] == [
+        {"type": "histogram", "x": [0.5, 1.0, 1.0], "nbinsx": 5, "marker": {"color": "#4C78A8"}}
+    ]
+    assert _layout(fig) == {
+        "title": {"text": "Clip durations"},
+        "height": 280,
+        "margin": MARGIN,
+        "showlegend": False,
+        "xaxis": {"title": {"text": "seconds"}},
+        "yaxis": {"title": {"text": "clips"}},
+    }
+
+
+def test_the_figure_bench_builds_every_figure_it_times() -> None:
+    """bench/figures.py's inputs stay valid for the builders it times (the timing itself is not tested)."""
+    assert all(isinstance(build(), go.Figure) for build in bench_script("figures").builders().values())
