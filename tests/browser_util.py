@@ -1,6 +1,7 @@
 """Helpers for real-browser tests: serve the app with ``streamlit run`` and drive Debian's Chromium via Playwright.
 
-Reusable by any page's browser test::
+The server and page helpers live in :mod:`kws.testing` (the load benches use them too) and are re-exported here,
+with pytest's skip marker. Reusable by any page's browser test::
 
     from browser_util import chromium_page, fake_mic_wav, requires_browser, streamlit_server
 
@@ -19,36 +20,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import socket
-import ssl
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile as sf
+
+from kws.testing import (  # noqa: F401  (re-exported: the tests import them from here)
+    CHROMIUM,
+    ROOT,
+    chromium_args,
+    fake_mic_wav,
+    free_port,
+    open_page,
+    serve_app,
+    streamlit_server,
+    wait_for_app,
+)
 
 logger = logging.getLogger(__name__)
-
-ROOT = Path(__file__).absolute().parent.parent
-CHROMIUM = Path(os.environ.get("KWS_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _have_playwright() -> bool:
@@ -64,30 +57,6 @@ requires_browser = pytest.mark.skipif(
     not (CHROMIUM.is_file() and _have_playwright()),
     reason=f"needs Playwright (python) and Chromium at {CHROMIUM}",
 )
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fake_mic_wav(clip: str | Path, dest: str | Path, lead_s: float = 2.0, tail_s: float = 3.0) -> Path:
-    """Write ``clip`` padded with silence, for ``--use-file-for-fake-audio-capture``.
-
-    The lead covers the ~0.6 s WebRTC needs to connect; the tail makes one recording of ~4-5 s hold exactly
-    one word although Chromium loops the file.
-    """
-    samples, rate = sf.read(str(clip), dtype="float32", always_2d=False)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    padded = np.concatenate(
-        [np.zeros(int(lead_s * rate), np.float32), samples, np.zeros(int(tail_s * rate), np.float32)]
-    )
-    dest = Path(dest)
-    sf.write(str(dest), padded, rate, subtype="PCM_16")
-    return dest
 
 
 def lan_address() -> str | None:
@@ -136,64 +105,6 @@ def self_signed_cert(dest: str | Path, host: str) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def _healthy(url: str) -> bool:
-    context = ssl._create_unverified_context() if url.startswith("https:") else None  # our own self-signed cert
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2, context=context) as response:
-            return response.status == 200 and response.read().strip() == b"ok"
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def streamlit_server(
-    root: str | Path = ROOT,
-    env: dict[str, str] | None = None,
-    timeout: float = 60.0,
-    log_path: str | Path | None = None,
-    host: str = "localhost",
-    tls: tuple[Path, Path] | None = None,
-) -> Iterator[str]:
-    """Run ``streamlit run app.py`` on a free port; yield its base URL once ``/_stcore/health`` answers ok.
-
-    ``env`` adds to the current environment (``KWS_DATA_DIR`` passes through). The server's output goes to
-    ``log_path`` (a temporary file by default) and is logged if it fails to start. ``host`` is the address in
-    the URL (the server listens on every interface); ``tls`` (certificate, key) serves https.
-    """
-    port = free_port()
-    url = f"{'https' if tls else 'http'}://{host}:{port}"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.headless", "true",
-        "--server.port", str(port),
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    if tls:
-        cmd += ["--server.sslCertFile", str(tls[0]), "--server.sslKeyFile", str(tls[1])]
-    full_env = {**os.environ, **(env or {})}
-    log = Path(log_path) if log_path else Path(os.environ.get("TMPDIR", "/tmp")) / f"streamlit-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=str(root), env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start (exit {proc.poll()}):\n{log.read_text()[-4000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log_path is None:
-            logger.debug("streamlit log:\n%s", log.read_text()[-4000:])
-            log.unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def chromium_pages(
     fake_audios: Sequence[str | Path | None],
@@ -212,9 +123,7 @@ def chromium_pages(
         try:
             pages = []
             for fake_audio in fake_audios:
-                args = list(CHROMIUM_ARGS)
-                if fake_audio is not None:
-                    args.append(f"--use-file-for-fake-audio-capture={Path(fake_audio).absolute()}")
+                args = chromium_args(fake_audio)
                 browsers.append(p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args))
                 context = browsers[-1].new_context(
                     permissions=["microphone"],
@@ -239,11 +148,6 @@ def chromium_page(
     """A Playwright page in headless Debian Chromium with a fake microphone playing ``fake_audio`` (a WAV)."""
     with chromium_pages([fake_audio], viewport, default_timeout_ms, **context_args) as (page,):
         yield page
-
-
-def wait_for_app(page: Any, timeout_ms: float = 90_000) -> None:
-    """Wait until Streamlit has finished a script run (the status widget says nothing is running)."""
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms)
 
 
 def wait_for_charts(page: Any, timeout_ms: float = 30_000, settle_ms: float = 1_000) -> None:
@@ -319,16 +223,3 @@ def text_cut_off(page: Any, selector: str) -> list[str]:
             e.clientWidth > 0 && getComputedStyle(e).textOverflow === "ellipsis" && e.scrollWidth > e.clientWidth + 1
         ).map(e => e.innerText)"""
     )
-
-
-def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) -> None:
-    """Open the app at its home page, then go to the page titled ``title`` through the sidebar, as a user does.
-
-    (Opening a page's URL directly also works, even on a fresh server: see ``kws.ui.through_router`` and
-    ``test_page_url_on_a_fresh_server_goes_through_the_router``.)
-    """
-    page.goto(base_url)
-    wait_for_app(page, timeout_ms)
-    page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=title).click()
-    page.wait_for_url(lambda url: url.rstrip("/") != base_url.rstrip("/"), timeout=timeout_ms)
-    wait_for_app(page, timeout_ms)
