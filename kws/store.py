@@ -227,3 +227,28 @@ def staging_dir_for(target: Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
     staging.chmod(0o755)
     return staging
+
+
+def model_files(info: ModelInfo) -> dict[str, Path]:
+    """A model's files that exist, by what they are: the TFLite files that answer, the Keras file retraining
+    starts from, and the JSON with labels and feature settings (what a downloaded model needs beside it)."""
+    found = {
+        "float32 .tflite": info.tflite_path("float32"),
+        "int8 .tflite": info.tflite_path("int8"),
+        ".keras": info.keras_path,
+        ".json": info.keras_path.with_suffix(".json"),
+    }
+    return {kind: path for kind, path in found.items() if path is not None and path.is_file()}
+
+
+def set_archive(infos: list[ModelInfo]) -> bytes:
+    """A zip of every file of ``infos`` (:func:`model_files`), flat, as a set folder holds them."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for info in infos:
+            for path in model_files(info).values():
+                archive.write(path, arcname=path.name)
+    return buffer.getvalue()

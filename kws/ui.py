@@ -482,6 +482,34 @@ def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
     st.caption(f"{answer.architecture}  \n{answer.latency_ms:.1f} ms · {answer.params:,} parameters")
 
 
+def model_downloads(infos: list[store.ModelInfo], key: str) -> None:
+    """Download buttons for one chosen model's files and for the whole set as a zip; the bytes are read only when
+    a button is pressed, and pressing one does not rerun the page."""
+    name = st.selectbox("Model", [i.name for i in infos], key=f"{key}_model")
+    info = next(i for i in infos if i.name == name)
+    files = store.model_files(info)
+    with st.container(horizontal=True):
+        for kind, path in files.items():
+            size = path.stat().st_size / 1024
+            st.download_button(
+                f"{kind} ({size:,.0f} KB)",
+                data=lambda path=path: path.read_bytes(),
+                file_name=path.name,
+                mime="application/octet-stream",
+                on_click="ignore",
+                key=f"{key}_{name}_{kind}",
+            )
+        st.download_button(
+            f"Whole set, {len(infos)} models (.zip)",
+            data=lambda: store.set_archive(infos),
+            file_name="keyword-studio-models.zip",
+            mime="application/zip",
+            on_click="ignore",
+            type="primary",
+            key=f"{key}_set",
+        )
+
+
 # --- Compare and Dataset pages: cached on the model folder's and the dataset's modification times ----------
 
 

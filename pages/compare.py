@@ -36,7 +36,7 @@ st.dataframe(scores, hide_index=True, column_config=ui.comparison_columns(scores
 st.caption(
     "From each model's saved metadata: accuracy on the speaker-disjoint test split (no test speaker was heard "
     "in training). Latency: median per clip (finding the word, MFCCs, one forward pass through the model's "
-    f"TensorFlow Lite copy where it has one), timed on {timed_on}."
+    f"float32 TensorFlow Lite file), timed on {timed_on}."
 )
 
 st.subheader("Confusion matrices")
@@ -64,6 +64,13 @@ st.subheader("Accuracy against cost")
 axes = {"latency_ms": "latency per clip", "params": "parameters"} if latency else {"params": "parameters"}
 x_axis = st.radio("Against", list(axes), format_func=axes.get, horizontal=True, key="compare_x_axis")
 st.plotly_chart(plots.tradeoff_scatter(rows, x=x_axis, y="accuracy"), key="compare_tradeoff")
+
+st.subheader("Take the models away")
+st.caption(
+    "Each model answers through its `.tflite` file (int8: the full-integer copy); `.keras` is what retraining "
+    "starts from; the `.json` holds the labels and feature settings. README: answering a WAV with them."
+)
+ui.model_downloads(infos, key="compare_downloads")
 
 st.subheader("Test clips a model gets wrong")
 model = st.selectbox("Model", names, key="compare_model")

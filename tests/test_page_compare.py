@@ -136,3 +136,25 @@ def test_without_the_dataset_the_metadata_parts_still_show(tmp_path: Path, monke
     assert any("synthetic" in c.value for c in at.caption)  # latency timed anyway, and it says on what
     assert [i.value for i in at.info] == [missing_message(tmp_path)]
     assert not at.get("audio") and not charts(at, "compare_mfcc_")
+
+
+def test_every_model_and_the_whole_set_can_be_downloaded() -> None:
+    """A button per file of the chosen model (named as on disk) and one for the set as a zip holding them all."""
+    import io
+    import zipfile
+
+    at = open_compare()
+    names = model_names()
+    buttons = [b.proto for b in at.get("download_button")]
+    labels = [b.label for b in buttons]
+    assert [label.split(" (")[0] for label in labels] == [
+        "float32 .tflite", "int8 .tflite", ".keras", ".json", f"Whole set, {len(names)} models",
+    ]  # fmt: skip
+    at.selectbox(key="compare_downloads_model").set_value(names[-1]).run()
+    assert not at.exception, at.exception
+    assert any(b.proto.label.startswith("float32 .tflite") for b in at.get("download_button"))
+    infos = store.list_models(active_models_dir())
+    with zipfile.ZipFile(io.BytesIO(store.set_archive(infos))) as archive:
+        held = set(archive.namelist())
+    assert {f"{n}.tflite" for n in names} | {f"{n}.json" for n in names} | {f"{n}.keras" for n in names} <= held
+    assert {f"{n}.int8.tflite" for n in names} <= held
