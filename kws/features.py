@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import librosa
 import numpy as np
 import scipy.fft
 
@@ -118,19 +117,45 @@ def shapes(settings: FeatureSettings) -> Shapes:
     return Shapes(clip_samples=clip_samples, n_frames=n_frames, n_coeffs=settings.n_mfcc)
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear to 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+def mel_filterbank(settings: FeatureSettings) -> np.ndarray:
+    """``(n_mels, n_fft // 2 + 1)`` triangular filters on Slaney's mel scale, each scaled to equal area: what
+    ``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax)`` returns (a test checks it).
+
+    Written out rather than taken from librosa: importing ``librosa.filters`` and its first call (numba, scipy.signal)
+    took ~1.7 s, most of a cold ``python -m kws predict``, for twenty lines of numpy.
+    """
+    fft_hz = np.linspace(0, settings.sample_rate / 2, 1 + settings.n_fft // 2)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(settings.fmin), _hz_to_mel(settings.fmax), settings.n_mels + 2))
+    ramps = np.subtract.outer(edges, fft_hz)
+    lower = -ramps[:-2] / np.diff(edges)[:-1, None]
+    upper = ramps[2:] / np.diff(edges)[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
 @functools.lru_cache(maxsize=8)
 def _tables(settings: FeatureSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Window (padded to n_fft, centred like librosa) and mel filterbank, computed once per settings."""
-    window = librosa.filters.get_window("hann", settings.win_length, fftbins=True)
-    window = librosa.util.pad_center(window, size=settings.n_fft).astype(np.float32)
-    mel = librosa.filters.mel(
-        sr=settings.sample_rate,
-        n_fft=settings.n_fft,
-        n_mels=settings.n_mels,
-        fmin=settings.fmin,
-        fmax=settings.fmax,
-    ).astype(np.float32)
-    return window, mel
+    """Window (a periodic Hann of ``win_length``, centred in ``n_fft`` like librosa's) and mel filterbank, computed
+    once per settings."""
+    n = np.arange(settings.win_length)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * n / settings.win_length)
+    window = np.zeros(settings.n_fft, np.float32)
+    start = (settings.n_fft - settings.win_length) // 2
+    window[start : start + settings.win_length] = hann
+    return window, mel_filterbank(settings).astype(np.float32)
 
 
 def copy_window(x: np.ndarray, start: int, out: np.ndarray) -> tuple[int, int]:

@@ -238,3 +238,16 @@ def test_clip_from_array_cuts_long_recordings() -> None:
     clip = clip_from_array(np.zeros(5 * RATE, np.float32), RATE, max_seconds=2.0)
     assert clip.duration == pytest.approx(2.0)
     assert clip.notices
+
+
+def test_resampling_is_librosas_soxr_hq() -> None:
+    import librosa
+
+    from kws.audio import resample
+
+    x = np.random.default_rng(0).standard_normal(48_013).astype(np.float32) * 0.1
+    for rate in (8000, 22050, 44100, 48000):
+        expected = librosa.resample(x, orig_sr=rate, target_sr=16000, res_type="soxr_hq")
+        got = resample(x, rate)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=1e-6)

@@ -174,3 +174,24 @@ def test_centre_setting_is_part_of_the_one_feature_path() -> None:
     assert FeatureSettings.from_dict(saved).centre is False
     assert FeatureSettings.from_dict(centred.to_dict()) == centred
     assert (label(saved), label(centred.to_dict())) == ("lecture", "lecture, centred")  # what tables show
+
+
+def test_the_filterbank_and_window_are_librosas() -> None:
+    """``kws.features`` writes out the mel filterbank and window that librosa computes, for every preset."""
+    import librosa
+
+    from kws.features import _tables, mel_filterbank
+
+    for settings in PRESETS.values():
+        expected = librosa.filters.mel(
+            sr=settings.sample_rate,
+            n_fft=settings.n_fft,
+            n_mels=settings.n_mels,
+            fmin=settings.fmin,
+            fmax=settings.fmax,
+        )
+        np.testing.assert_allclose(mel_filterbank(settings), expected, rtol=1e-5, atol=1e-8)
+        window = librosa.util.pad_center(
+            librosa.filters.get_window("hann", settings.win_length, fftbins=True), size=settings.n_fft
+        )
+        np.testing.assert_allclose(_tables(settings)[0], window, atol=1e-6)
