@@ -144,7 +144,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: 
 
 def train_config(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` a namespace of ``train``'s options asks for; options it lacks or leaves unset keep their
-    defaults (``bench/cv.py`` takes a subset). A bad combination raises :class:`UsageError`."""
+    defaults (``experiments/cv.py`` takes a subset). A bad combination raises :class:`UsageError`."""
     from kws.options import TrainConfig
 
     options: dict[str, Any] = {"preset": args.preset, "augment": not getattr(args, "no_augment", False)}

@@ -271,10 +271,19 @@ def load_feature_sets(
     directory: str | Path | None = None,
     progress: Progress | None = None,
     use_cache: bool = True,
+    splits: Sequence[str] | None = None,
 ) -> dict[FeatureSettings, FeatureSet]:
     """:func:`load_features` for several settings at once: each from its cache file where it has one, and all
-    the others from a single read of the clips (``evaluate`` on a cold cache read the dataset once per setting)."""
+    the others from a single read of the clips (``evaluate`` on a cold cache read the dataset once per setting).
+
+    ``splits``: only the clips of these splits (their own cache file): scoring the test split on a fresh machine
+    reads its ~500 clips, not the whole dataset.
+    """
     items = scan(directory)
+    if splits is not None:
+        items = [item for item in items if item.split in splits]
+        if not items:
+            raise DatasetMissingError(f"The {' and '.join(splits)} split of this dataset holds no clips.")
     stats = [item.path.stat() for item in items]  # once, for every setting's cache key and the fingerprint
     stamp = _files_stamp(items, stats)
     wanted = list(dict.fromkeys(settings))

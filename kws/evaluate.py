@@ -79,7 +79,8 @@ def evaluate(
     if split not in (*dataset.SPLITS, "all"):
         raise ValueError(f"unknown split {split!r}; choose from: {', '.join((*dataset.SPLITS, 'all'))}")
     models = load_models(models_dir, precision) if models is None else models
-    by_settings = dataset.load_feature_sets([m.settings for m in models], data_dir, progress)
+    only = None if split == "all" else (split,)
+    by_settings = dataset.load_feature_sets([m.settings for m in models], data_dir, progress, splits=only)
     any_set = next(iter(by_settings.values()))
     mask = np.ones(len(any_set.y), bool) if split == "all" else any_set.splits == split
     if not mask.any():

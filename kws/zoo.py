@@ -187,7 +187,7 @@ class SubSpectralNorm(layers.Layer):
     SubSpectral Normalization (Chang et al., "Subspectral normalization for neural audio data processing",
     ICASSP 2021): one batch norm per picture treats a low band like a high one, though what a channel
     measures there differs (formants against fricatives). Input ``(batch, frames, rows, channels)``; ``rows``
-    must divide into ``sub_bands``. A probe for ``best`` (rule ``ssn_2026_11_26`` in ``bench/choice.json``), not
+    must divide into ``sub_bands``. A probe for ``best`` (rule ``ssn_2026_11_26`` in ``experiments/choice.json``), not
     adopted: cross-validated, 28 errors in 4,215 clips against plain batch norm's 22.
     """
 
@@ -245,10 +245,10 @@ def _residual(x, channels: int, conv=layers.Conv2D, kernel: int = 3, stride: int
 
 
 #: How ``best`` sums up its last feature map. "freq" (the default since rule ``head_2026_11_24`` in
-#: ``bench/choice.json``) averages over time only and keeps the frequency rows, so the head knows *where* in the
+#: ``experiments/choice.json``) averages over time only and keeps the frequency rows, so the head knows *where* in the
 #: spectrum a pattern sits (formants are positions); cross-validated it made 22 errors in 4,215 clips against 30.
 #: "pool" averages over time and frequency (the earlier model), kept so its runs can be repeated
-#: (``bench/cv.py --head pool``).
+#: (``experiments/cv.py --head pool``).
 BEST_HEADS = ("freq", "pool")
 BEST_HEAD = BEST_HEADS[0]
 
@@ -269,7 +269,7 @@ def best(
     second a word sits; keeping the frequency rows lets it use where in the spectrum a pattern sits, which a
     global average threw away (``head="pool"``, see :data:`BEST_HEADS`). (A depthwise-separable variant scored
     the same but trained 2x slower on this CPU.) ``sub_bands`` > 0 puts :class:`SubSpectralNorm` in every batch
-    norm's place (a probe, ``bench/cv.py --body ssn``).
+    norm's place (a probe, ``experiments/cv.py --body ssn``).
     """
     if head not in BEST_HEADS:
         raise ValueError(f"unknown head {head!r}; choose from: {', '.join(BEST_HEADS)}")
@@ -297,7 +297,7 @@ def tc_resnet8(input_shape: tuple[int, int], n_classes: int, stats=None, bands: 
     TC-ResNet8 (Choi et al., "Temporal Convolution for Real-time Keyword Spotting on Mobile Devices", 2019):
     one-dimensional convolutions over time see the whole spectrum at every layer, where a 3x3 kernel sees
     three bands, and cost a fraction of the 2-D ones on a CPU. ~65k parameters. A probe for ``best``
-    (``bench/cv.py --body tc``, rule ``tc_2026_11_25`` in ``bench/choice.json``), not a model of the zoo.
+    (``experiments/cv.py --body tc``, rule ``tc_2026_11_25`` in ``experiments/choice.json``), not a model of the zoo.
     """
     inputs, x = _stem(input_shape, stats)
     x = layers.Conv1D(16, 3, padding="same", use_bias=False)(x)

@@ -20,10 +20,11 @@ from kws.features import FeatureSettings
 RATE = 16000
 
 
-def bench_script(name: str) -> ModuleType:
-    """Import ``bench/<name>.py`` (a script, not a package module) so tests can call its functions."""
-    path = config.PROJECT_ROOT / "bench" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"kws_bench_{name}", path)
+def bench_script(name: str, folder: str = "bench") -> ModuleType:
+    """Import ``<folder>/<name>.py`` (a script, not a package module: ``bench/`` or ``experiments/``) so tests can
+    call its functions."""
+    path = config.PROJECT_ROOT / folder / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"kws_{folder}_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,4 +1,4 @@
-"""bench/choose.py: candidates are compared on validation speakers (clean and stressed), never on test."""
+"""experiments/choose.py: candidates are compared on validation speakers (clean and stressed), never on test."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytest.importorskip("kws.train")  # loads TensorFlow
 
 
 def _choose_module():
-    return bench_script("choose")
+    return bench_script("choose", "experiments")
 
 
 def _row(model: str, candidate: str, val: int, stressed: int, loss: float) -> dict:

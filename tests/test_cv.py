@@ -1,4 +1,4 @@
-"""bench/cv.py: speakers stay together, every train + validation clip is held out once, the test split is never read."""
+"""experiments/cv.py: speakers stay together, every train + validation clip is held out once, the test split is never read."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from _audio_util import RATE, bench_script, make_dataset
 from kws import dataset
 from kws.features import preset
 
+pytestmark = pytest.mark.slow  # training, conversion or fresh interpreters: not in the fast lane
+
 pytest.importorskip("kws.train")  # loads TensorFlow
 
 
 def _module():
-    return bench_script("cv")
+    return bench_script("cv", "experiments")
 
 
 def test_folds_keep_speakers_together_and_leave_the_test_split_out(tmp_path: Path) -> None:

@@ -210,3 +210,29 @@ def test_several_settings_share_one_read(tiny, monkeypatch) -> None:
     again = dataset.load_feature_sets(settings, tiny)
     assert reads == [] and all(np.array_equal(again[s].x, sets[s].x) for s in sets)
     assert [p for p in stat_calls if p in clips] == clips  # both settings' cache keys from one stat of each clip
+
+
+def test_one_split_is_read_alone_and_cached_apart(tmp_path, monkeypatch) -> None:
+    """Scoring the test split reads only its clips (a fresh Compare page: ~500 clips, not the whole dataset), into a
+    cache file of its own that the whole dataset's does not overwrite."""
+    from kws.features import PRESETS
+
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    make_dataset(tmp_path / "data", per_split=2)
+    read: list[str] = []
+    original = dataset.load_waveforms
+
+    def spy(items, *args, **kwargs):
+        read.extend(it.split for it in items)
+        return original(items, *args, **kwargs)
+
+    monkeypatch.setattr(dataset, "load_waveforms", spy)
+    settings = PRESETS["standard"]
+    test_only = dataset.load_feature_sets([settings], tmp_path / "data", splits=("test",))[settings]
+    assert set(read) == {"test"} and set(test_only.splits) == {"test"}
+    whole = dataset.load_feature_sets([settings], tmp_path / "data")[settings]
+    assert set(whole.splits) == {"train", "validation", "test"}
+    assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 2
+    np.testing.assert_array_equal(test_only.x, whole.x[whole.splits == "test"])
+    with pytest.raises(dataset.DatasetMissingError, match="nowhere split of this dataset holds no clips"):
+        dataset.load_feature_sets([settings], tmp_path / "data", splits=("nowhere",))

@@ -1,4 +1,4 @@
-"""bench/distil.py: the distillation loss is what its docstring says, and a tiny run writes a usable model."""
+"""experiments/distil.py: the distillation loss is what its docstring says, and a tiny run writes a usable model."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from _audio_util import bench_script, have_shipped_models, make_dataset
 
 from kws import config
 
+pytestmark = pytest.mark.slow  # training, conversion or fresh interpreters: not in the fast lane
+
 pytest.importorskip("kws.train")  # loads TensorFlow
 
 
 def _module():
-    return bench_script("distil")
+    return bench_script("distil", "experiments")
 
 
 def test_soften_matches_a_softmax_over_scaled_logits() -> None:

@@ -12,6 +12,8 @@ import sys
 import pytest
 from _audio_util import env_without
 
+pytestmark = pytest.mark.slow  # training, conversion or fresh interpreters: not in the fast lane
+
 pytest.importorskip("streamlit_webrtc")
 
 

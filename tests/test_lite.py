@@ -20,6 +20,8 @@ from kws.config import LABELS, SHIPPED_MODELS_DIR
 from kws.features import PRESETS, mfcc, shapes
 from kws.segment import find_window
 
+pytestmark = pytest.mark.slow  # training, conversion or fresh interpreters: not in the fast lane
+
 zoo = pytest.importorskip("kws.zoo")  # loads TensorFlow
 convert = pytest.importorskip("kws.convert")
 lite = pytest.importorskip("kws.lite")

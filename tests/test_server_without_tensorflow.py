@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _audio_util import env_without
+
+pytestmark = pytest.mark.slow  # training, conversion or fresh interpreters: not in the fast lane
 
 ROOT = Path(__file__).absolute().parent.parent
 

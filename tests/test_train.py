@@ -10,6 +10,8 @@ import pytest
 
 from kws.config import LABELS
 
+pytestmark = pytest.mark.slow  # training, conversion or fresh interpreters: not in the fast lane
+
 train = pytest.importorskip("kws.train")  # loads TensorFlow
 
 

@@ -1,4 +1,4 @@
-"""bench/train_speed.py: every (model, variant) is timed in its own process and lands in the results file."""
+"""experiments/train_speed.py: every (model, variant) is timed in its own process and lands in the results file."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import json
 import pytest
 from _audio_util import bench_script
 
+pytestmark = pytest.mark.slow  # training, conversion or fresh interpreters: not in the fast lane
+
 pytest.importorskip("kws.train")  # loads TensorFlow
 
 
 def _module():
-    return bench_script("train_speed")
+    return bench_script("train_speed", "experiments")
 
 
 def test_times_each_variant_and_writes_the_table(tmp_path, capsys) -> None:

@@ -136,7 +136,7 @@ def test_best_frequency_head_keeps_the_frequency_rows() -> None:
 
 
 def test_tc_resnet8_the_probe_convolves_over_time_only_and_trains() -> None:
-    """bench/cv.py --body tc: a few tens of thousands of weights, four times shorter in time, one step of learning."""
+    """experiments/cv.py --body tc: a few tens of thousands of weights, four times shorter in time, one step of learning."""
     shape = shapes(PRESETS["standard"]).input_shape
     rng = np.random.default_rng(6)
     x = rng.normal(size=(8, *shape)).astype(np.float32)
@@ -153,7 +153,7 @@ def test_tc_resnet8_the_probe_convolves_over_time_only_and_trains() -> None:
 
 
 def test_subspectral_norm_normalises_each_band_on_its_own_and_saves(tmp_path) -> None:
-    """bench/cv.py --body ssn: each fifth of the frequency rows gets its own mean and spread per channel."""
+    """experiments/cv.py --body ssn: each fifth of the frequency rows gets its own mean and spread per channel."""
     rng = np.random.default_rng(3)
     band_means = np.array([0.0, 5.0, -3.0, 10.0, 1.0])
     x = rng.normal(size=(16, 6, 10, 2)) * np.repeat(np.arange(1, 6), 2)[None, None, :, None]

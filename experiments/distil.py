@@ -8,11 +8,11 @@ teachers default to ``cnn2``, ``cnn2_dropout`` and ``lstm`` of ``models/``: thre
 itself, so the run can be repeated after its result replaced ``models/best.keras``.
 
 It writes an ordinary model folder, with the teachers (and their files' SHA-256) in ``best.json`` under
-``distillation``; compare it with ``python bench/choose.py models OUT`` (validation only). The results (no
+``distillation``; compare it with ``python experiments/choose.py models OUT`` (validation only). The results (no
 reliable gain; see "What did not help ``best``" in docs/experiments.md) came from this script; it exists so that
 anyone can check them. It is an experiment, not a training option of the app.
 
-    python bench/distil.py OUT [--seed 7] [--temperature 3] [--alpha 0.5] [--teachers cnn2 cnn2_dropout lstm]
+    python experiments/distil.py OUT [--seed 7] [--temperature 3] [--alpha 0.5] [--teachers cnn2 cnn2_dropout lstm]
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def record(out: Path, teachers: list, temperature: float, alpha: float) -> dict:
     path = Path(out) / "best.json"
     meta = json.loads(path.read_text())
     meta["distillation"] = {
-        "script": "bench/distil.py",
+        "script": "experiments/distil.py",
         "temperature": temperature,
         "alpha": alpha,
         "teachers": [
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     with mock.patch.object(train, "fit_one", fit_one):
         train.train(cfg, args.out, data_dir=args.data_dir)
     record(Path(args.out), teachers, args.temperature, args.alpha)
-    logging.info("wrote %s/best.keras; compare with: python bench/choose.py models %s", args.out, args.out)
+    logging.info("wrote %s/best.keras; compare with: python experiments/choose.py models %s", args.out, args.out)
     return 0
 
 

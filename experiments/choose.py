@@ -15,7 +15,7 @@ saw more of the very augmentation they are made with, at the cost of real record
 A model refitted on train + validation (``train --fit-on train+validation``) has learnt the very clips this
 script scores, so it is skipped with a warning; compare its recipe through a run of that recipe on the train split.
 
-    python bench/choose.py models /path/to/run1 /path/to/run2 [--incumbent models] [--json out.json]
+    python experiments/choose.py models /path/to/run1 /path/to/run2 [--incumbent models] [--json out.json]
 """
 
 from __future__ import annotations

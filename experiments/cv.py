@@ -9,11 +9,11 @@ predicted by a model that never heard its speaker. The test split is never read.
 Early stopping watches the held-out group, as it watches the validation split in a normal run, so the scores are
 a little optimistic, alike for every recipe. Each fold trains on ~72% of the speakers against the usual 80%.
 
-    python bench/cv.py OUT.json --models best [--folds 5] [--seed 7] [--epochs N] [--copies N] [...]
-    python bench/cv.py --compare A.json B.json     # paired: the clips exactly one of the two recipes gets wrong
-    python bench/cv.py --compare A.json A.json:tta # the same models, with test-time views averaged
-    python bench/cv.py --bars A.json [B.json ...]  # each run's accuracy, its 95% interval, and its model's bar
-    python bench/cv.py --hard A.json B.json ...    # the clips every run gets wrong, and what the app makes of them
+    python experiments/cv.py OUT.json --models best [--folds 5] [--seed 7] [--epochs N] [--copies N] [...]
+    python experiments/cv.py --compare A.json B.json     # paired: the clips exactly one of the two recipes gets wrong
+    python experiments/cv.py --compare A.json A.json:tta # the same models, with test-time views averaged
+    python experiments/cv.py --bars A.json [B.json ...]  # each run's accuracy, its 95% interval, and its model's bar
+    python experiments/cv.py --hard A.json B.json ...    # the clips every run gets wrong, and what the app makes of them
 
 Each held-out clip is also answered on views of its window moved by ``VIEW_SHIFTS`` (``segment.shifted_windows``);
 the record's ``tta`` entry scores the average over ``TTA_SHIFTS``, and ``OUT.views.npz`` keeps every view's

@@ -16,7 +16,7 @@ many examples as a default run sees (clean clips + one augmented copy each) for:
 Each variant runs in its own process, one after another, so that a policy or a compiled graph cannot leak into
 the next. Every number comes from this run.
 
-    python bench/train_speed.py [--models best cnn2] [--examples 7400] [--rounds 2] [--out bench/train_speed.json]
+    python experiments/train_speed.py [--models best cnn2] [--examples 7400] [--rounds 2] [--out experiments/train_speed.json]
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--examples", type=int, default=7400, help="examples per epoch (default: a default run's)")
     parser.add_argument("--rounds", type=int, default=2, help="sweeps over every (model, variant); median kept")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "train_speed.json"), help="results file")
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "train_speed.json"), help="results file")
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)  # child process
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
