@@ -6,7 +6,7 @@ time the call inside a script run (``AppTest``): given the Figure, Streamlit cop
 JSON and hashes that for the element id; given the same figure as a plain dict without the template, which is
 what a builder returning dicts would hand it, Streamlit first validates it by building a ``go.Figure`` from it.
 Inputs are what the Try it page shows for a 3-second recording (the waveform with the heard window and two
-spotted words, the MFCC and log-mel pictures of one second, a card's three probabilities) and the Compare,
+spotted words, the MFCC and log-mel pictures of one second) and the Compare,
 Retrain and Dataset pages' charts for six models.
 """
 
@@ -63,8 +63,6 @@ def builders() -> dict[str, Callable[[], Any]]:
         "waveform": lambda: plots.waveform(clip, RATE, (0.75, 1.75), marks=[(0.9, 1.4, "bed"), (2.1, 2.6, "cat")]),
         "mfcc_heatmap_robust": lambda: plots.mfcc_heatmap_robust(feats, settings),
         "log_mel_heatmap": lambda: plots.log_mel_heatmap(feats, settings),
-        "probability_bars": lambda: plots.probability_bars({"bed": 0.91, "happy": 0.06, "cat": 0.03}),
-        "probability_bars (title)": lambda: plots.probability_bars({"bed": 0.5, "happy": 0.3, "cat": 0.2}, "cnn1"),
         "confusion_heatmap": lambda: plots.confusion_heatmap(confusion, title="cnn1"),
         "training_curves": lambda: plots.training_curves(histories, "accuracy"),
         "tradeoff_scatter": lambda: plots.tradeoff_scatter(rows, x="params"),

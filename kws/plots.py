@@ -21,8 +21,6 @@ import plotly.graph_objects as go
 from kws.config import LABELS
 from kws.features import FeatureSettings, log_mel_from_mfcc, shapes
 
-#: One colour per label, the same on every chart.
-LABEL_COLOURS = {"bed": "#4C78A8", "happy": "#F58518", "cat": "#54A24B"}
 _MAX_POINTS = 4000
 #: The narrowest colour range of :func:`mfcc_heatmap_robust`, in MFCC units: a spoken word spans ~40-60 between
 #: its 1st and 99th percentiles, digital silence ~1e-6, which a stretched scale painted as bright stripes.
@@ -118,26 +116,6 @@ def log_mel_heatmap(
 ) -> go.Figure:
     """The log-mel spectrogram the MFCCs keep (low to high mel band up), as the convolutional models see it."""
     return _time_heatmap(log_mel_from_mfcc(feats, settings), settings, title, "mel band", "dB")
-
-
-def probability_bars(probabilities: dict[str, float], title: str = "") -> go.Figure:
-    """The probabilities of the labels, on a fixed 0-1 scale so every model's chart compares."""
-    labels = list(probabilities)
-    bars = dict(
-        type="bar",
-        x=labels,
-        y=[probabilities[k] for k in labels],
-        marker=dict(color=[LABEL_COLOURS.get(k, "#888") for k in labels]),
-        text=[f"{probabilities[k]:.0%}" for k in labels],
-        textposition="outside",
-    )
-    return _figure(
-        [bars],
-        title,
-        height=220 if title else 190,
-        margin=dict(l=40, r=10, t=40 if title else 10, b=40),  # no title: no blank band above the bars
-        yaxis=_axis("probability", range=[0, 1.15], tickformat=".0%"),
-    )
 
 
 def confusion_heatmap(

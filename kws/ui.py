@@ -463,10 +463,9 @@ def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
     """One model's answer: word, confidence, probabilities on the shared 0-1 scale, architecture, latency, size.
 
     With no speech detected the word and bars are withheld: a model always picks some label, which would
-    read as a claim that a word was heard.
+    read as a claim that a word was heard. The probabilities are progress bars, not a chart: six charts per answer
+    were most of what a browser drew for it, and ten people answering at once on one machine waited for that.
     """
-    from kws.plots import probability_bars
-
     # Material icons come with Streamlit's own font: they render even where the system has no emoji font
     mark = "" if correct is None else (" :green[:material/check_circle:]" if correct else " :red[:material/cancel:]")
     st.markdown(f"**{answer.name}**{mark}")
@@ -476,7 +475,9 @@ def model_card(answer, no_speech: bool, correct: bool | None = None) -> None:
         flag = "low confidence" if answer.low_confidence else None
         st.metric("predicted", answer.word, delta=flag, delta_color="orange", delta_arrow="off")
         st.markdown(f"confidence **{answer.confidence:.0%}**")
-        st.plotly_chart(probability_bars(answer.probabilities), key=f"ui_bars_{answer.name}")
+        with st.container(key=f"ui_bars_{answer.name}", gap="small"):
+            for label, p in answer.probabilities.items():
+                st.progress(min(max(p, 0.0), 1.0), text=f"{label} {p:.0%}")
     # the architecture last: "CNN, two convolutions + dropout" takes two lines, and above the word it put that
     # card's word a line lower than its neighbours'
     st.caption(f"{answer.architecture}  \n{answer.latency_ms:.1f} ms · {answer.params:,} parameters")

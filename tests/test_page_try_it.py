@@ -234,6 +234,7 @@ def test_silence_says_no_speech_and_names_no_word(try_it: AppTest) -> None:
     ]
     assert "Most models say" not in text_of(at)
     assert all(m.value == "—" for m in at.metric if m.label == "predicted")
+    assert not at.get("progress")  # no probabilities shown for a word nobody said
 
 
 def test_a_clap_says_no_voice_and_names_no_word(try_it: AppTest) -> None:

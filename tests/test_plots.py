@@ -73,26 +73,6 @@ def test_scatter_leaves_out_a_model_without_the_measure() -> None:
     assert not plots.tradeoff_scatter(rows[1:]).data  # nothing to draw, and no error
 
 
-def test_probability_bars_share_one_fixed_scale_and_the_label_colours() -> None:
-    fig = plots.probability_bars({"bed": 0.91, "happy": 0.06, "cat": 0.03})
-    assert fig.to_plotly_json()["data"] == [
-        {
-            "type": "bar",
-            "x": ["bed", "happy", "cat"],
-            "y": [0.91, 0.06, 0.03],
-            "marker": {"color": ["#4C78A8", "#F58518", "#54A24B"]},
-            "text": ["91%", "6%", "3%"],
-            "textposition": "outside",
-        }
-    ]
-    axis = {"title": {"text": "probability"}, "range": [0, 1.15], "tickformat": ".0%"}
-    untitled = {"title": {"text": ""}, "height": 190, "margin": MARGIN | {"t": 10}, "showlegend": False}
-    assert _layout(fig) == untitled | {"yaxis": axis}  # no title: no blank band above the bars
-    titled = {"title": {"text": "cnn1"}, "height": 220, "margin": MARGIN, "showlegend": False}
-    assert _layout(plots.probability_bars({"bed": 0.5, "happy": 0.5, "cat": 0.0}, "cnn1")) == titled | {"yaxis": axis}
-    assert plots.probability_bars({"other": 1.0}).data[0].marker.color == ("#888",)
-
-
 def test_waveform_shades_the_heard_second_and_outlines_the_spotted_words() -> None:
     clip = np.zeros(3 * 16000, np.float32)
     clip[12000], clip[24000] = 0.8, -0.9
