@@ -10,6 +10,7 @@ answers with this alone.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -195,6 +196,18 @@ class Prediction:
         }
 
 
+def balanced(members: list[int], latency_ms: dict[str, float], models: list[LoadedModel], bins: int) -> list[list[int]]:
+    """``members`` (model indices) dealt into at most ``bins`` groups of about equal time, slowest first, each to the
+    group with the least so far (the models of a group answer in turn on one worker)."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(bins, len(members))))]
+    load = [0.0] * len(groups)
+    for i in sorted(members, key=lambda i: -latency_ms.get(models[i].name, 0.0)):
+        k = load.index(min(load))
+        groups[k].append(i)
+        load[k] += latency_ms.get(models[i].name, 0.0)
+    return [sorted(g) for g in groups if g]
+
+
 def _probe_clip(samples: int) -> np.ndarray:
     """A fixed, speech-loud noise burst: for warming up and timing (the cost does not depend on the content)."""
     return (np.random.default_rng(0).standard_normal(samples) * 0.1).astype(np.float32)
@@ -221,6 +234,10 @@ class Predictor:
         #: The feature settings most models use: what the app draws.
         self.display_settings: FeatureSettings = self._settings[0]
         self._members = {s: [i for i, m in enumerate(models) if m.settings == s] for s in self._settings}
+        #: Per settings, the models each worker task answers in turn: one model a task until they are timed, then
+        #: as many balanced groups as there are cores (a task per model cost more in hand-offs than small models
+        #: take: the perceptron answers in microseconds).
+        self._groups = {s: [[i] for i in members] for s, members in self._members.items()}
         #: Runs the models while the calling thread computes the next MFCCs and checks the voice (None: all on the
         #: caller's thread, one after another).
         self._worker = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kws-models") if overlap else None
@@ -230,6 +247,11 @@ class Predictor:
         self.predict(probe, models[0].settings.sample_rate)
         # each model alone, window and features included (warm-up call not counted): the compare page's timing
         self.latency_ms = median_latency_ms(models, [probe] * timing_runs)  # 5 rounds: 15 calls each
+        if self.latency_ms:
+            cores = os.cpu_count() or 2
+            self._groups = {
+                s: balanced(members, self.latency_ms, models, cores) for s, members in self._members.items()
+            }
 
     @property
     def names(self) -> list[str]:
@@ -251,6 +273,10 @@ class Predictor:
             windows[s] = found[geometry]
         return windows
 
+    def _run(self, group: list[int], x: np.ndarray) -> list[np.ndarray]:
+        """The probabilities of the models of ``group``, one after another, for the MFCCs ``x`` they all take."""
+        return [self.models[i](x) for i in group]
+
     def _answer(
         self, windows: dict[FeatureSettings, Window], check: bool
     ) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray], float | None]:
@@ -261,18 +287,21 @@ class Predictor:
         computes the next MFCCs and the voice check: the interpreter lets go of the GIL while it computes.
         """
         inputs: dict[FeatureSettings, tuple[Window, np.ndarray]] = {}
-        pending: list[tuple[int, Future[np.ndarray] | np.ndarray]] = []
+        pending: list[tuple[list[int], Future[list[np.ndarray]] | list[np.ndarray]]] = []
         for s in self._settings:
             inputs[s] = (windows[s], feats := mfcc(windows[s].samples, s))
             x = feats[None]
-            for i in self._members[s]:
-                model = self.models[i]
-                pending.append((i, self._worker.submit(model, x) if self._worker else model(x)))
+            # the last settings' one group runs here, right after its MFCCs, while the others' run on the workers
+            last = s == self._settings[-1] and len(self._settings) > 1 and len(self._groups[s]) == 1
+            for group in self._groups[s]:
+                inline = self._worker is None or last
+                pending.append((group, self._run(group, x) if inline else self._worker.submit(self._run, group, x)))
         shown = self.display_settings
         aperiodic = aperiodicity(windows[shown].samples, shown.sample_rate) if check else None
         outputs: list[np.ndarray] = [np.empty(0)] * len(self.models)
-        for i, work in pending:
-            outputs[i] = (work.result() if isinstance(work, Future) else work)[0]
+        for group, work in pending:
+            for i, probs in zip(group, work.result() if isinstance(work, Future) else work):
+                outputs[i] = probs[0]
         return inputs, outputs, aperiodic
 
     def probabilities(

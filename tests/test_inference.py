@@ -247,3 +247,14 @@ def test_a_span_is_answered_alone_and_placed_on_the_whole_clip(predictor) -> Non
     assert part.window.level_db == pytest.approx(alone.window.level_db)
     for a, b in zip(part.answers, alone.answers):
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-5)
+
+
+def test_models_are_dealt_into_balanced_groups_one_per_core(predictor) -> None:
+    """Every model answers exactly once, in at most one group per core, the slowest first into the emptiest."""
+    models = predictor.models
+    times = {m.name: t for m, t in zip(models, (4.0, 3.0, 2.0, 2.0, 1.0, 1.0))}
+    groups = inference.balanced(list(range(len(models))), times, models, bins=2)
+    assert sorted(i for g in groups for i in g) == list(range(len(models))) and len(groups) == 2
+    loads = [sum(times[models[i].name] for i in g) for g in groups]
+    assert max(loads) - min(loads) <= 1.0
+    assert inference.balanced([0], times, models, bins=4) == [[0]]
