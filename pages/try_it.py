@@ -102,4 +102,5 @@ mfcc_tab.plotly_chart(plots.mfcc_heatmap_robust(prediction.features, prediction.
 mel_tab.plotly_chart(plots.log_mel_heatmap(prediction.features, prediction.feature_settings))
 ui.players(prediction.clip, prediction.window)
 
+prediction, right = ui.noise_control(result, prediction, right, key="tryit_noise")  # cards: the noisy answers
 ui.model_cards(prediction, right, key="tryit_cards")

@@ -348,3 +348,66 @@ def test_low_confidence_answers_are_marked(try_it: AppTest, predictor, known_cli
     assert metrics and all(m.value == word and m.delta == "low confidence" for m in metrics)
     at = upload(at, "again.wav", path.read_bytes())
     assert not any(m.delta for m in at.metric if m.label == "predicted")
+
+
+def noise_line(at: AppTest) -> str:
+    """The caption that says which noise clip was mixed in, at what SNR."""
+    (line,) = [c.value for c in at.caption if c.value.startswith("Noise: ")]
+    return line
+
+
+def test_noise_at_30_db_keeps_the_word_and_at_minus_5_is_answered_again(try_it: AppTest, known_clip) -> None:
+    """Real background noise, mixed in at the chosen SNR: every model answers the noisy clip, whose player and
+    pictures are shown; a rerun reuses the answers instead of predicting again."""
+    path, word = known_clip
+    at = upload(try_it, path.name, path.read_bytes())
+    snr = at.select_slider(key="tryit_noise_snr")
+    assert snr.value == "off" and snr.options[:2] == ["off", "30 dB"] and snr.options[-1] == "-5 dB"
+    assert at.selectbox(key="tryit_noise_kind").value == "random"
+    at.select_slider(key="tryit_noise_snr").set_value(30).run()
+    assert not at.exception
+    line = noise_line(at)
+    assert "**30 dB** SNR" in line and re.search(r"`_background_noise_/\d+\.wav`", line), line
+    words = [m.value for m in at.metric if m.label == "predicted"]
+    assert sum(w == word for w in words) > len(words) / 2  # barely audible noise: most models keep the word
+    assert len(at.get("audio")) == 2  # the clean clip and the noisy one
+    assert any("Waveform with noise" in c.proto.spec for c in at.get("plotly_chart"))
+    quiet, bars = text_of(at), [p.proto.text for p in at.get("progress")]
+
+    at.select_slider(key="tryit_noise_snr").set_value(-5).run()
+    assert not at.exception
+    assert "**-5 dB** SNR" in noise_line(at) and noise_line(at).split("`")[1] == line.split("`")[1]  # same clip
+    loud = text_of(at)
+    assert loud != quiet and [p.proto.text for p in at.get("progress")] != bars  # answered again
+    assert len(at.session_state["tryit_result"]["noisy"]) == 2
+    at.run()
+    assert text_of(at) == loud  # kept, not predicted again
+
+    at.select_slider(key="tryit_noise_snr").set_value("off").run()
+    assert [s.value for s in at.subheader] == [f"Most models say: {word}"]
+    assert all(m.value == word for m in at.metric if m.label == "predicted")  # the cards are the clean ones again
+
+
+def test_a_kind_of_noise_can_be_chosen(try_it: AppTest, known_clip) -> None:
+    path, _ = known_clip
+    at = upload(try_it, path.name, path.read_bytes())
+    kinds = at.selectbox(key="tryit_noise_kind").options
+    assert kinds[0] == "random" and len(kinds) > 1
+    at.selectbox(key="tryit_noise_kind").set_value(kinds[1])
+    at.select_slider(key="tryit_noise_snr").set_value(10).run()
+    assert not at.exception and f"({kinds[1]})" in noise_line(at)
+
+
+def test_silence_has_no_noise_control(try_it: AppTest) -> None:
+    at = upload(try_it, "silence.wav", wav_bytes(np.zeros(16000, np.float32)))
+    assert not [s for s in at.select_slider if s.key == "tryit_noise_snr"]
+    assert "nothing for noise to cover" in text_of(at)
+
+
+def test_no_dataset_offers_no_noise(no_webrtc_session, predictor, known_clip, monkeypatch, tmp_path) -> None:
+    path, _ = known_clip
+    data = path.read_bytes()
+    monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path / "nowhere"))
+    at = upload(open_try_it(), path.name, data)
+    assert not [s for s in at.select_slider if s.key == "tryit_noise_snr"]
+    assert "Background noise comes from the dataset's `_background_noise_` folder" in text_of(at)
