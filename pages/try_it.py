@@ -103,3 +103,4 @@ mel_tab.plotly_chart(plots.log_mel_heatmap(prediction.features, prediction.featu
 ui.players(prediction.clip, prediction.window)
 
 ui.model_cards(prediction, right, key="tryit_cards")
+ui.listened_view(prediction, key="tryit_listened")  # occlusion maps, made when the switch is turned on
