@@ -221,7 +221,17 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
         loudest = np.zeros_like(loudest)
     if settings.top_db is not None:
         log_mel = np.maximum(log_mel, loudest - settings.top_db)
-    coeffs = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=-1)[..., : settings.n_mfcc]
+    return mfcc_from_log_mel(log_mel, settings)
+
+
+def mfcc_from_log_mel(log_mel: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """The MFCCs ``(..., n_frames, n_mfcc)`` float32 of a log-mel picture ``(..., n_frames, n_mels)``: its
+    orthonormal DCT-II, the first ``n_mfcc`` coefficients kept.
+
+    The last step of :func:`mfcc_batch`, and the way back from an edited picture (:mod:`kws.explain` masks
+    patches of it) to what every model takes.
+    """
+    coeffs = scipy.fft.dct(np.asarray(log_mel), type=2, norm="ortho", axis=-1)[..., : settings.n_mfcc]
     return coeffs.astype(np.float32)
 
 

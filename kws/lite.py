@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,11 +74,22 @@ class LiteRunner:
     model gets its input quantized and its output dequantized here, so both kinds take and give float32.
     """
 
-    def __init__(self, flatbuffer: bytes):
+    def __init__(self, flatbuffer: bytes, preserve_all_tensors: bool = False):
+        """``preserve_all_tensors`` keeps every intermediate tensor readable after a run, for
+        :meth:`first_convolution`: LiteRT's debugging option, which costs memory and speed, so never for serving."""
         interpreter, self.runtime = interpreter_class()
-        with _native_stderr_silenced():  # XNNPACK announces itself on stderr the first time
-            self._interpreter = interpreter(model_content=flatbuffer, num_threads=1)
+        options = {"experimental_preserve_all_tensors": True} if preserve_all_tensors else {}
+        with _native_stderr_silenced(), warnings.catch_warnings():  # XNNPACK announces itself on stderr
+            warnings.filterwarnings("ignore", "Warning: Enabling `experimental_preserve_all_tensors`")
+            self._interpreter = interpreter(model_content=flatbuffer, num_threads=1, **options)
             self._interpreter.allocate_tensors()
+        self._preserved = preserve_all_tensors
+        convs = [op for op in self._interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+        first = int(convs[0]["outputs"][0]) if convs else None
+        #: The first ``CONV_2D``'s output tensor (its details), in execution order; None without one.
+        self._first_conv: dict[str, Any] | None = next(
+            (d for d in self._interpreter.get_tensor_details() if d["index"] == first), None
+        )
         (inp,) = self._interpreter.get_input_details()
         (out,) = self._interpreter.get_output_details()
         self.input_shape: tuple[int, ...] = tuple(int(d) for d in inp["shape"])
@@ -92,17 +104,20 @@ class LiteRunner:
         """True for a full-integer model (int8 input and output)."""
         return self._in_q is not None
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities ``(1, labels)`` for MFCCs ``(1, frames, coeffs)``."""
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        """MFCCs ``(1, frames, coeffs)`` as the interpreter takes them: quantized for a full-integer model."""
         x = np.asarray(x, dtype=np.float32)
         if x.shape != self.input_shape:
             raise ValueError(f"expected input of shape {self.input_shape}, got {x.shape}")
         if self._in_q is not None:
             scale, zero = self._in_q
             info = np.iinfo(self.input_dtype)
-            x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(self.input_dtype)
-        else:
-            x = np.ascontiguousarray(x)
+            return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(self.input_dtype)
+        return np.ascontiguousarray(x)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities ``(1, labels)`` for MFCCs ``(1, frames, coeffs)``."""
+        x = self._input(x)
         with self._lock:
             self._interpreter.set_tensor(self._in, x)
             self._interpreter.invoke()
@@ -118,6 +133,35 @@ class LiteRunner:
         if len(x) == 0:
             return np.zeros((0, 0), np.float32)
         return np.concatenate([self(x[i : i + 1]) for i in range(len(x))])
+
+    @property
+    def has_convolution(self) -> bool:
+        """True for a model with a 2-D convolution (the CNNs, the ResNet)."""
+        return self._first_conv is not None
+
+    def first_convolution(self, x: np.ndarray) -> np.ndarray | None:
+        """What the model's first 2-D convolution (activation included, where the converter fused it) gives for
+        MFCCs ``(1, frames, coeffs)``: ``(height, width, channels)`` float32, dequantized for an int8 model; None
+        for a model with no ``CONV_2D`` (the LSTM, the perceptron).
+
+        Read from the ``.tflite`` file itself, so it is the serving model's own arithmetic: the first ``CONV_2D``
+        in the interpreter's execution order, its output tensor kept by ``preserve_all_tensors``.
+        """
+        if not self._preserved:
+            raise ValueError("first_convolution needs a LiteRunner made with preserve_all_tensors=True")
+        detail = self._first_conv
+        if detail is None:
+            return None
+        out = detail["index"]
+        x = self._input(x)
+        with self._lock:
+            self._interpreter.set_tensor(self._in, x)
+            self._interpreter.invoke()
+            y = self._interpreter.get_tensor(out)
+        quant = _quantization(detail)
+        if quant is not None:
+            y = (y.astype(np.float32) - quant[1]) * quant[0]
+        return np.asarray(y, np.float32)[0]
 
 
 def _quantization(detail: dict[str, Any]) -> tuple[float, int] | None:

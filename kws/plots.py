@@ -302,3 +302,84 @@ def mfcc_heatmap_robust(feats: np.ndarray, settings: FeatureSettings, title: str
             lo, hi = mid - _MIN_MFCC_SPAN / 2, mid + _MIN_MFCC_SPAN / 2
         z_range = (lo, hi)
     return _time_heatmap(feats, settings, title, "coefficient", "value", axis="MFCC coefficient", z_range=z_range)
+
+
+#: Occlusion's colours: transparent at zero, so the log-mel picture shows through where masking changed nothing;
+#: red where the word's probability fell (the model listened there), blue where it rose.
+_DROP_COLOURS = [[0.0, "rgba(33,102,172,0.85)"], [0.5, "rgba(255,255,255,0)"], [1.0, "rgba(178,24,43,0.85)"]]
+
+
+def occlusion_heatmap(
+    drop: np.ndarray,
+    feats: np.ndarray,
+    settings: FeatureSettings,
+    title: str,
+    z_range: tuple[float, float],
+    colourbar: bool = True,
+) -> go.Figure:
+    """What a model listened to: the fall in its word's probability when each patch is silenced (``drop``,
+    frames x mel bands, :func:`kws.explain.occlusion`) over the log-mel picture of ``feats`` in greys.
+
+    ``z_range`` is shared by every model's map on a page, so equal colours mean equal drops; zero is transparent.
+    """
+    times = shapes(settings).frame_times(settings)
+    bands = np.arange(settings.n_mels)
+    picture = dict(
+        type="heatmap",
+        z=log_mel_from_mfcc(feats, settings).T,
+        x=times,
+        y=bands,
+        colorscale="Greys",
+        reversescale=True,
+        showscale=False,
+        hoverinfo="skip",
+    )
+    occluded = dict(
+        type="heatmap",
+        z=np.asarray(drop).T,
+        x=times,
+        y=bands,
+        zmin=z_range[0],
+        zmax=z_range[1],
+        colorscale=_DROP_COLOURS,
+        showscale=colourbar,
+        colorbar=dict(title=dict(text="drop"), tickformat=".0%"),
+        hovertemplate="t=%{x:.2f}s<br>mel band %{y}<br>probability falls %{z:.1%}<extra></extra>",
+    )
+    return _figure([picture, occluded], title, height=260, xaxis=_axis("time (s)"), yaxis=_axis("mel band"))
+
+
+def feature_maps(
+    maps: np.ndarray, channels: Sequence[int], settings: FeatureSettings, title: str, per_row: int = 4
+) -> go.Figure:
+    """Some ``channels`` of a convolution's output ``(frames, bands, channels)`` on one clip, one small image each
+    (time across, mel band up), in rows of ``per_row``, each channel on its own colour scale."""
+    rows = -(-len(channels) // per_row)
+    times = shapes(settings).frame_times(settings)[: maps.shape[0]]
+    traces, axes, labels = [], {}, []
+    gap_x, gap_y = 0.03, 0.12
+    width, height = (1 - gap_x * (per_row - 1)) / per_row, (1 - gap_y * (rows - 1)) / rows
+    for i, channel in enumerate(channels):
+        row, col = divmod(i, per_row)
+        n = "" if i == 0 else str(i + 1)
+        x0, y1 = col * (width + gap_x), 1 - row * (height + gap_y)
+        x1, y0 = min(x0 + width, 1.0), max(y1 - height, 0.0)  # rounding must not leave [0, 1]
+        axes[f"xaxis{n}"] = dict(domain=[x0, x1], anchor=f"y{n}", showticklabels=row == rows - 1)
+        axes[f"yaxis{n}"] = dict(domain=[y0, y1], anchor=f"x{n}", showticklabels=col == 0)
+        traces.append(
+            dict(
+                type="heatmap",
+                z=maps[:, :, channel].T,
+                x=times,
+                xaxis=f"x{n}",
+                yaxis=f"y{n}",
+                colorscale="Viridis",
+                showscale=False,
+                hovertemplate=f"channel {channel}<br>t=%{{x:.2f}}s<br>band %{{y}}<br>%{{z:.2f}}<extra></extra>",
+            )
+        )
+        labels.append(
+            dict(text=f"channel {channel}", x=x0, y=y1, xref="paper", yref="paper", xanchor="left", yanchor="bottom")
+        )
+        labels[-1] |= dict(showarrow=False, font=dict(size=11))
+    return _figure(traces, title, height=150 * rows + 70, annotations=labels, **axes)

@@ -104,3 +104,4 @@ ui.players(prediction.clip, prediction.window)
 
 prediction, right = ui.noise_control(result, prediction, right, key="tryit_noise")  # cards: the noisy answers
 ui.model_cards(prediction, right, key="tryit_cards")
+ui.listened_view(prediction, key="tryit_listened")  # occlusion maps, made when the switch is turned on

@@ -411,3 +411,23 @@ def test_no_dataset_offers_no_noise(no_webrtc_session, predictor, known_clip, mo
     at = upload(open_try_it(), path.name, data)
     assert not [s for s in at.select_slider if s.key == "tryit_noise_snr"]
     assert "Background noise comes from the dataset's `_background_noise_` folder" in text_of(at)
+
+
+def test_what_each_model_listened_to_is_made_only_when_asked(try_it: AppTest, known_clip) -> None:
+    """After an answer the switch is there and off (no maps made); turned on, one map per model, each titled with
+    its name, on one shared colour scale, and the CNNs' first convolution; a rerun reuses the maps."""
+    path, word = known_clip
+    at = upload(try_it, path.name, path.read_bytes())
+    switch = at.toggle(key="tryit_listened")
+    assert switch.value is False and "tryit_listened_maps" not in at.session_state
+    switch.set_value(True).run()
+    assert not at.exception
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    names = at.session_state["tryit_result"]["prediction"].answers
+    maps = {s["layout"]["title"]["text"]: s for s in specs if len(s["data"]) == 2 and "drop" in str(s["data"][1])}
+    assert sorted(maps) == sorted(f"{a.name}: {a.word}" for a in names)
+    assert len({(s["data"][1]["zmin"], s["data"][1]["zmax"]) for s in maps.values()}) == 1  # one colour scale
+    assert any("first convolution" in s["layout"]["title"]["text"] for s in specs)
+    made = at.session_state["tryit_listened_maps"]
+    at.run()
+    assert at.session_state["tryit_listened_maps"] is made  # a rerun costs no new maps

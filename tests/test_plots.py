@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 from _audio_util import bench_script, word_like
 
 from kws import plots
@@ -243,3 +244,20 @@ def test_scatter_and_histogram_keep_the_shared_frame() -> None:
 def test_the_figure_bench_builds_every_figure_it_times() -> None:
     """bench/figures.py's inputs stay valid for the builders it times (the timing itself is not tested)."""
     assert all(isinstance(build(), go.Figure) for build in bench_script("figures").builders().values())
+
+
+def test_occlusion_maps_share_the_scale_they_are_given_and_show_the_picture_beneath() -> None:
+    settings = PRESETS["standard"]
+    feats = np.random.default_rng(0).standard_normal((49, 40)).astype(np.float32)
+    fig = plots.occlusion_heatmap(np.zeros((49, 40)), feats, settings, "cnn1: cat", (-0.3, 0.3))
+    picture, drop = fig.data
+    assert (drop.zmin, drop.zmax) == (-0.3, 0.3) and fig.layout.title.text == "cnn1: cat"
+    assert np.asarray(picture.z).shape == (40, 49)  # mel bands up, time across
+
+
+@pytest.mark.parametrize("count", [1, 5, 8])
+def test_feature_maps_draw_one_small_image_per_channel(count: int) -> None:
+    maps = np.random.default_rng(0).random((49, 40, 16)).astype(np.float32)
+    fig = plots.feature_maps(maps, list(range(count)), PRESETS["standard"], "first convolution")
+    assert len(fig.data) == count
+    assert [a.text for a in fig.layout.annotations] == [f"channel {c}" for c in range(count)]
