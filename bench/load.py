@@ -58,6 +58,22 @@ UPLOADER = ".st-key-tryit_upload"
 #: The heading the result view shows above the cards (:attr:`kws.inference.Prediction.summary`).
 SUMMARY = re.compile(r"^(Most models say: |No majority: |The models are split: |No speech detected|No voice detected)")
 #: What the page shows, read in one go: the script's state, the source caption, the summary heading, errors.
+#: True once the page may show this upload's outcome: checked inside the page every 100 ms (a round trip to the
+#: driver per check, for twenty pages, was load of its own on the machine being measured).
+SETTLED_JS = """([clip, earlier]) => {
+    const app = document.querySelector("[data-testid='stApp']");
+    if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+    if (document.querySelector("[data-testid='stException']")) return true;
+    const caps = [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
+        .map(e => e.innerText.trim()).filter(t => t.startsWith("Upload: "));
+    if (!caps.length) return false;
+    const name = caps[0].slice("Upload: ".length).split(" · ")[0];
+    if (name !== clip) return !earlier.includes(name);
+    const heads = [...document.querySelectorAll("[data-testid='stHeading']")].map(e => e.innerText.trim());
+    return heads.some(h => /^(Most models say: |No majority: |The models are split: |No speech detected|No voice detected)/.test(h))
+        || document.querySelector("[data-testid='stAlert']") !== null;
+}"""
+
 PAGE_STATE_JS = """() => {
     const app = document.querySelector("[data-testid='stApp']");
     const texts = sel => [...document.querySelectorAll(sel)].map(e => e.innerText.trim());
@@ -220,18 +236,29 @@ def said_word(summary: str) -> str | None:
 
 
 async def await_answer(page: Any, answer: Answer, earlier: set[str], network: Network, timeout_s: float) -> None:
-    """Poll the page every 100 ms until it shows ``answer.clip``'s result, an error for it, or a result for a
-    clip other than this one and this session's earlier ones (mixed up); fill in ``answer``."""
+    """Wait (checked in the page every 100 ms) until it shows ``answer.clip``'s result, an error for it, or a result
+    for a clip other than this one and this session's earlier ones (mixed up); fill in ``answer``."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     start = time.monotonic()
     await page.locator(UPLOAD_INPUT).set_input_files(str(answer.path))
     state: dict[str, Any] = {}
     while (elapsed := time.monotonic() - start) < timeout_s:
-        await asyncio.sleep(0.1)
+        try:
+            await page.wait_for_function(
+                SETTLED_JS, arg=[answer.clip, sorted(earlier)], polling=100, timeout=(timeout_s - elapsed) * 1000
+            )
+        except PlaywrightTimeout:
+            state = await page.evaluate(PAGE_STATE_JS)
+            break
+        elapsed = time.monotonic() - start
         state = await page.evaluate(PAGE_STATE_JS)
-        if state["script"] != "notRunning":
-            continue
         names = [c.removeprefix("Upload: ").split(" · ")[0] for c in state["captions"]]
-        if not names:
+        if state["script"] != "notRunning" or not names:
+            if state["exceptions"] and state["script"] == "notRunning":
+                answer.outcome, answer.seconds, answer.shown = "error", round(elapsed, 3), "exception"
+                return
+            await asyncio.sleep(0.1)
             continue
         name = names[0]
         if name == answer.clip:
@@ -242,6 +269,7 @@ async def await_answer(page: Any, answer: Answer, earlier: set[str], network: Ne
             elif state["alerts"] or state["exceptions"]:
                 answer.outcome = "error"
             else:
+                await asyncio.sleep(0.1)
                 continue
             answer.seconds, answer.shown = round(elapsed, 3), state["captions"][0]
             if answer.outcome == "error":
