@@ -65,18 +65,18 @@ SETTLED_JS = """([clip, earlier]) => {
     if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
     if (document.querySelector("[data-testid='stException']")) return true;
     const caps = [...document.querySelectorAll("[data-testid='stCaptionContainer']")]
-        .map(e => e.innerText.trim()).filter(t => t.startsWith("Upload: "));
+        .map(e => e.textContent.trim()).filter(t => t.startsWith("Upload: "));
     if (!caps.length) return false;
     const name = caps[0].slice("Upload: ".length).split(" · ")[0];
     if (name !== clip) return !earlier.includes(name);
-    const heads = [...document.querySelectorAll("[data-testid='stHeading']")].map(e => e.innerText.trim());
+    const heads = [...document.querySelectorAll("[data-testid='stHeading']")].map(e => e.textContent.trim());
     return heads.some(h => /^(Most models say: |No majority: |The models are split: |No speech detected|No voice detected)/.test(h))
         || document.querySelector("[data-testid='stAlert']") !== null;
 }"""
 
 PAGE_STATE_JS = """() => {
     const app = document.querySelector("[data-testid='stApp']");
-    const texts = sel => [...document.querySelectorAll(sel)].map(e => e.innerText.trim());
+    const texts = sel => [...document.querySelectorAll(sel)].map(e => e.textContent.trim());
     const uploader = document.querySelector(".st-key-tryit_upload");
     return {
         script: app ? app.getAttribute("data-test-script-state") : null,
