@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import platform
@@ -49,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kws.config import data_dir as default_data_dir  # noqa: E402
 from kws.examples import Example, split_examples  # noqa: E402
-from kws.testing import APP_IDLE, CHROMIUM, SIDEBAR_NAV, Server, chromium_args, serve_app  # noqa: E402
+from kws.testing import APP_IDLE, CHROMIUM, SIDEBAR_NAV, Server, chromium_args, serve_app, write_record  # noqa: E402
 
 logger = logging.getLogger("bench.load")
 
@@ -497,10 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "runs": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    logger.info("wrote %s", args.out)
-    print(table(rows))
+    write_record(args.out, result, table(rows))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import platform
@@ -54,7 +53,7 @@ from kws.config import data_dir as default_data_dir  # noqa: E402
 from kws.examples import split_examples  # noqa: E402
 from kws.features import FeatureSettings  # noqa: E402
 from kws.segment import find_window  # noqa: E402
-from kws.testing import CHROMIUM, chromium_args, fake_mic_wav, open_page, serve_app, wait_for_app  # noqa: E402
+from kws.testing import CHROMIUM, chromium_args, fake_mic_wav, open_page, serve_app, wait_for_app, write_record  # noqa: E402
 
 logger = logging.getLogger("bench.spotting")
 
@@ -370,10 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
         "takes": takes,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    logger.info("wrote %s", args.out)
-    print(table(rows))
+    write_record(args.out, result, table(rows))
 
 
 if __name__ == "__main__":

@@ -169,3 +169,13 @@ def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) 
     page.locator(SIDEBAR_NAV).get_by_role("link", name=title).click()
     page.wait_for_url(lambda url: url.rstrip("/") != base_url.rstrip("/"), timeout=timeout_ms)
     wait_for_app(page, timeout_ms)
+
+
+def write_record(out: Path, record: dict[str, Any], table: str) -> None:
+    """Write a bench run's JSON record to ``out`` and print its markdown table: how every browser bench ends."""
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    logger.info("wrote %s", out)
+    print(table)
