@@ -1,4 +1,4 @@
-"""The command line: ``python -m kws train | evaluate | predict | convert | data fetch | bench``.
+"""The command line: ``python -m kws train | evaluate | predict | convert | robustness | data fetch | bench``.
 
 Results go to stdout (a markdown table, readable lines, or exactly one JSON document with ``--json``); progress
 and logs go to stderr. Bad input (a missing or broken file, an unknown model, no dataset, bad arguments) ends
@@ -358,6 +358,31 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- robustness ----------------------------------------------------------------------------------------------------
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from kws import dataset, robustness
+
+    models_dir = _models_dir(args.models_dir)
+    _check_models_dir(models_dir)
+    dataset.scan(args.data_dir)  # no dataset: exit 2 before any model loads
+    robustness.result_path(models_dir, args.data_dir)  # no usable noise: exit 2 as well
+    _say(f"mixing background noise into the test split for the models in {models_dir}")
+    started = time.perf_counter()
+    shown = _StageReport()
+    result = robustness.measure(models_dir, args.data_dir, progress=lambda done, total: shown("clips", done, total))
+    snrs = result["snrs"]
+    header = ["Model", *(str(s) if s == robustness.CLEAN else f"{s} dB" for s in snrs)]
+    rows = [[name, *(_pct(v) for v in values)] for name, values in result["accuracy"].items()]
+    print(markdown_table(header, rows, [False, *[True] * len(snrs)]))
+    print(
+        f"\n{result['clips']} test clips ({result['silent_clips']} silent ones left out), one of "
+        f"{result['noise_clips']} noise clips each (seed {result['seed']}); {time.perf_counter() - started:.0f} s."
+    )
+    return EXIT_OK
+
+
 # --- data fetch ----------------------------------------------------------------------------------------------------
 
 
@@ -495,6 +520,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
     p.add_argument("--data-dir", metavar="DIR", help="dataset folder, for the int8 calibration (default: KWS_DATA_DIR)")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("robustness", help="accuracy on the test split against background noise; a markdown table")
+    p.add_argument("--models-dir", metavar="DIR", help="model folder (default: the active set)")
+    p.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: KWS_DATA_DIR)")
+    p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("data", help="get the dataset")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

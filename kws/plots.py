@@ -175,6 +175,34 @@ def training_curves(
     )
 
 
+def robustness_lines(snrs: Sequence[int | str], accuracy: dict[str, Sequence[float]]) -> go.Figure:
+    """Accuracy against SNR, one line per model: "clean" at the left, then louder and louder noise (30 dB down to
+    -5 dB), so every line falls to the right. The x axis is categorical: "clean" is no number of dB."""
+    palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
+    x = [s if isinstance(s, str) else f"{s} dB" for s in snrs]
+    traces = [
+        dict(
+            type="scatter",
+            x=x,
+            y=list(values),
+            mode="lines+markers",
+            name=name,
+            line=dict(color=palette[i % len(palette)]),
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.1%}}<extra></extra>",
+        )
+        for i, (name, values) in enumerate(accuracy.items())
+    ]
+    return _figure(
+        traces,
+        "Accuracy against background noise",
+        height=380,
+        xaxis=_axis("signal-to-noise ratio", type="category"),
+        yaxis=_axis("test accuracy", tickformat=".0%"),
+        showlegend=True,
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"),
+    )
+
+
 #: What the scatter's axes are called, by row key.
 _AXIS_TITLES = {
     "latency_ms": "median latency per clip (ms)",

@@ -785,3 +785,61 @@ def dataset_items():
     from kws.config import data_dir
 
     return _dataset_items(str(data_dir()), _data_stamp(data_dir()))
+
+
+# --- Compare page: robustness to background noise -------------------------------------------------------------
+
+
+def _robustness_chart(result: dict, key: str) -> None:
+    from kws import plots
+
+    st.plotly_chart(plots.robustness_lines(result["snrs"], result["accuracy"]), key=f"{key}_chart")
+    st.caption(
+        f"{result['clips']} test clips, each mixed with one of {result['noise_clips']} clips of the dataset's "
+        f"`_background_noise_` folder (drawn with seed {result['seed']}; same clip and offset at every level), the "
+        "SNR measured over the second the models hear. 0 dB: the noise is as loud as the word."
+    )
+
+
+def robustness_view(key: str) -> None:
+    """The stored robustness chart of the active set at once; else a button that measures it in a background
+    thread (:func:`kws.robustness.start`) and a fragment that shows its progress, then the chart."""
+    from kws import robustness
+    from kws.config import data_dir
+    from kws.dataset import DatasetMissingError, missing_message
+
+    models_dir, data = active_models_dir(), data_dir()
+    try:
+        result = robustness.load(models_dir, data)
+    except DatasetMissingError as err:
+        st.info(missing_message(data) if not (data / "bed").is_dir() else str(err))
+        return
+    if result is not None:
+        _robustness_chart(result, key)
+        return
+    if robustness.job(models_dir, data) is None:
+        seconds = robustness.estimate_seconds(models_dir, data)
+        if not st.button(f"Measure (about {seconds:.0f} s)", key=f"{key}_measure"):
+            st.caption("Every model on every test clip, clean and with noise at 30 dB down to -5 dB SNR.")
+            return
+        robustness.start(models_dir, data)
+    _robustness_progress(key)
+
+
+@st.fragment(run_every=1.0)
+def _robustness_progress(key: str) -> None:
+    """Reruns every second (the page around it does not) until the job has a result or an error."""
+    from kws import robustness
+    from kws.config import data_dir
+
+    job = robustness.job(active_models_dir(), data_dir())
+    if job is None:
+        return
+    if job.error is not None:
+        st.warning(f"Measuring failed: {job.error}")
+    elif robustness.load(active_models_dir(), data_dir()) is not None:
+        st.rerun()  # the whole page, which now draws the stored result: this fragment stops polling
+    elif job.result is not None:  # done, but it could not be stored
+        _robustness_chart(job.result, key)
+    else:
+        st.progress(job.fraction, text=f"Mixing noise into the test clips… {job.fraction:.0%}")

@@ -65,6 +65,9 @@ axes = {"latency_ms": "latency per clip", "params": "parameters"} if latency els
 x_axis = st.radio("Against", list(axes), format_func=axes.get, horizontal=True, key="compare_x_axis")
 st.plotly_chart(plots.tradeoff_scatter(rows, x=x_axis, y="accuracy"), key="compare_tradeoff")
 
+st.subheader("Robustness to background noise")
+ui.robustness_view(key="compare_robustness")
+
 st.subheader("Take the models away")
 st.caption(
     "Each model answers through its `.tflite` file (int8: the full-integer copy); `.keras` is what retraining "

@@ -103,6 +103,17 @@ def make_dataset(root: Path, per_split: int = 2, seconds: float = 1.0) -> list[P
     return paths
 
 
+def make_noisy_dataset(root: Path, per_split: int = 2) -> Path:
+    """:func:`make_dataset` with a ``_background_noise_`` folder of two generated clips (a hiss and a hum)."""
+    make_dataset(root, per_split)
+    (root / "_background_noise_").mkdir()
+    hiss = 0.1 * np.random.default_rng(0).standard_normal(RATE)
+    hum = 0.2 * np.sin(2 * np.pi * 90 * np.arange(RATE) / RATE)
+    for name, samples in (("hiss", hiss), ("hum", hum)):
+        sf.write(root / "_background_noise_" / f"{name}.wav", samples.astype(np.float32), RATE)
+    return root
+
+
 @functools.lru_cache(maxsize=1)
 def shipped_models() -> tuple:
     """The shipped models, loaded and compiled once per test session (several test files share them)."""

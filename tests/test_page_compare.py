@@ -16,6 +16,7 @@ from kws import store
 from kws.config import LABELS
 from kws.dataset import missing_message
 from kws.modelsets import active_models_dir
+from tests._audio_util import make_noisy_dataset
 
 ROOT = Path(__file__).absolute().parent.parent
 FIRST_RUN_S = 300  # loading TensorFlow, the models and scoring the test split, on a busy 2-core machine
@@ -134,7 +135,7 @@ def test_without_the_dataset_the_metadata_parts_still_show(tmp_path: Path, monke
     at = open_compare(compare_model="gone", compare_curves=["gone"])  # choices left from another model set
     check_metadata_parts(at)
     assert any("synthetic" in c.value for c in at.caption)  # latency timed anyway, and it says on what
-    assert [i.value for i in at.info] == [missing_message(tmp_path)]
+    assert [i.value for i in at.info] == [missing_message(tmp_path)] * 2  # robustness, then the mistakes view
     assert not at.get("audio") and not charts(at, "compare_mfcc_")
 
 
@@ -158,3 +159,32 @@ def test_every_model_and_the_whole_set_can_be_downloaded() -> None:
         held = set(archive.namelist())
     assert {f"{n}.tflite" for n in names} | {f"{n}.json" for n in names} | {f"{n}.keras" for n in names} <= held
     assert {f"{n}.int8.tflite" for n in names} <= held
+
+
+def test_a_stored_robustness_result_is_drawn_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One line per model from the stored file (a made-up one under the right key); no button."""
+    from kws import robustness, store
+
+    data = make_noisy_dataset(tmp_path / "data")
+    monkeypatch.setenv("KWS_DATA_DIR", str(data))
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    names = model_names()
+    fake = {"snrs": ["clean", *robustness.SNRS], "clips": 6, "seed": 0, "noise_clips": 2}
+    fake["accuracy"] = {name: [1.0 - 0.05 * i for i in range(len(fake["snrs"]))] for name in names}
+    store.write_json_atomic(robustness.result_path(active_models_dir(), data), fake)
+    at = open_compare()
+    (chart,) = charts(at, "compare_robustness_chart")
+    assert [line["name"] for line in chart["data"]] == names
+    assert chart["data"][0]["x"] == ["clean", *(f"{s} dB" for s in robustness.SNRS)]
+    assert any("6 test clips" in c.value and "seed 0" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.label.startswith("Measure")]
+
+
+def test_without_a_stored_result_measuring_is_offered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_noisy_dataset(tmp_path / "data")
+    monkeypatch.setenv("KWS_DATA_DIR", str(data))
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    at = open_compare()
+    (button,) = [b for b in at.button if b.key == "compare_robustness_measure"]
+    assert button.label.startswith("Measure (about ") and button.label.endswith(" s)")
+    assert not charts(at, "compare_robustness_chart")
