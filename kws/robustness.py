@@ -68,10 +68,11 @@ def _noise(data_dir: str | Path | None) -> list[Path]:
     return clips
 
 
-def _key(stamp: str, fingerprint: str, noise_clips: Sequence[Path], seed: int, snrs: Sequence[int]) -> str:
+def _path(stamp: str, fingerprint: str, noise_clips: Sequence[Path], seed: int, snrs: Sequence[int]) -> Path:
+    """The stored result's file, named by everything the result depends on."""
     noise_names = ",".join(p.name for p in noise_clips)
     text = f"{stamp}\n{fingerprint}\n{noise_names}\n{seed}\n{list(snrs)}"
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
+    return config.cache_dir() / f"robustness-{hashlib.sha1(text.encode()).hexdigest()[:20]}.json"
 
 
 def result_path(
@@ -81,16 +82,18 @@ def result_path(
 
     Raises :class:`kws.dataset.DatasetMissingError` where there is no dataset or no usable noise.
     """
-    fingerprint = dataset.fingerprint(_test_items(data_dir))
-    key = _key(models_stamp(models_dir), fingerprint, _noise(data_dir), seed, snrs)
-    return config.cache_dir() / f"robustness-{key}.json"
+    return _path(models_stamp(models_dir), dataset.fingerprint(_test_items(data_dir)), _noise(data_dir), seed, snrs)
 
 
 def load(
     models_dir: str | Path, data_dir: str | Path | None = None, seed: int = 0, snrs: Sequence[int] = SNRS
 ) -> dict[str, Any] | None:
     """The stored result for this model set and dataset, or None where none is stored (or it is unreadable)."""
-    path = result_path(models_dir, data_dir, seed, snrs)
+    return read(result_path(models_dir, data_dir, seed, snrs))
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """The result stored at ``path`` (:func:`result_path`), or None where none is (or it is unreadable)."""
     if not path.is_file():
         return None
     try:
@@ -175,10 +178,7 @@ def measure(
         "models_stamp": models_stamp(models_dir),
         "data_fingerprint": dataset.fingerprint(items),
     }
-    path = (
-        config.cache_dir()
-        / f"robustness-{_key(result['models_stamp'], result['data_fingerprint'], noise_paths, seed, snrs)}.json"
-    )
+    path = _path(result["models_stamp"], result["data_fingerprint"], noise_paths, seed, snrs)
     try:
         store.write_json_atomic(path, result)
     except OSError as err:
@@ -207,10 +207,11 @@ _JOBS: dict[str, Job] = {}
 _JOBS_LOCK = threading.Lock()
 
 
-def job(models_dir: str | Path, data_dir: str | Path | None = None) -> Job | None:
-    """The job measuring this model set and dataset (running or finished), if one was started here."""
+def job(path: Path) -> Job | None:
+    """The job measuring the result stored at ``path`` (:func:`result_path`), running or finished, if one was
+    started here."""
     with _JOBS_LOCK:
-        return _JOBS.get(str(result_path(models_dir, data_dir)))
+        return _JOBS.get(str(path))
 
 
 def start(models_dir: str | Path, data_dir: str | Path | None = None) -> Job:

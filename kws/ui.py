@@ -801,6 +801,34 @@ def _robustness_chart(result: dict, key: str) -> None:
     )
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _robustness_target(
+    models_dir: str, stamp: float, data_dir: str, data_stamp: float, noise_stamp: float
+) -> tuple[str, float]:
+    """Where the active set's robustness result is stored, and about how long measuring it takes: both read the
+    dataset's test split, the noise folder's 408 clips and the set's JSONs (~0.2 s), so once per state of them,
+    not on every rerun of Compare or every poll of the progress."""
+    from kws import robustness
+
+    return str(robustness.result_path(models_dir, data_dir)), robustness.estimate_seconds(models_dir, data_dir)
+
+
+def _robustness_key() -> tuple[Path, float]:
+    from kws.config import data_dir
+    from kws.noise import noise_folder
+
+    models_dir, data = active_models_dir(), data_dir()
+    noise = noise_folder(data)
+    path, seconds = _robustness_target(
+        str(models_dir),
+        _dir_stamp(models_dir),
+        str(data),
+        _data_stamp(data),
+        noise.stat().st_mtime if noise.is_dir() else 0.0,
+    )
+    return Path(path), seconds
+
+
 def robustness_view(key: str) -> None:
     """The stored robustness chart of the active set at once; else a button that measures it in a background
     thread (:func:`kws.robustness.start`) and a fragment that shows its progress, then the chart."""
@@ -808,21 +836,21 @@ def robustness_view(key: str) -> None:
     from kws.config import data_dir
     from kws.dataset import DatasetMissingError, missing_message
 
-    models_dir, data = active_models_dir(), data_dir()
+    data = data_dir()
     try:
-        result = robustness.load(models_dir, data)
+        path, seconds = _robustness_key()
     except DatasetMissingError as err:
         st.info(missing_message(data) if not (data / "bed").is_dir() else str(err))
         return
+    result = robustness.read(path)
     if result is not None:
         _robustness_chart(result, key)
         return
-    if robustness.job(models_dir, data) is None:
-        seconds = robustness.estimate_seconds(models_dir, data)
+    if robustness.job(path) is None:
         if not st.button(f"Measure (about {seconds:.0f} s)", key=f"{key}_measure"):
             st.caption("Every model on every test clip, clean and with noise at 30 dB down to -5 dB SNR.")
             return
-        robustness.start(models_dir, data)
+        robustness.start(active_models_dir(), data)
     _robustness_progress(key)
 
 
@@ -830,14 +858,14 @@ def robustness_view(key: str) -> None:
 def _robustness_progress(key: str) -> None:
     """Reruns every second (the page around it does not) until the job has a result or an error."""
     from kws import robustness
-    from kws.config import data_dir
 
-    job = robustness.job(active_models_dir(), data_dir())
+    path, _ = _robustness_key()
+    job = robustness.job(path)
     if job is None:
         return
     if job.error is not None:
         st.warning(f"Measuring failed: {job.error}")
-    elif robustness.load(active_models_dir(), data_dir()) is not None:
+    elif robustness.read(path) is not None:
         st.rerun()  # the whole page, which now draws the stored result: this fragment stops polling
     elif job.result is not None:  # done, but it could not be stored
         _robustness_chart(job.result, key)
