@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import sys
@@ -84,12 +85,6 @@ class LiteRunner:
             self._interpreter = interpreter(model_content=flatbuffer, num_threads=1, **options)
             self._interpreter.allocate_tensors()
         self._preserved = preserve_all_tensors
-        convs = [op for op in self._interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
-        first = int(convs[0]["outputs"][0]) if convs else None
-        #: The first ``CONV_2D``'s output tensor (its details), in execution order; None without one.
-        self._first_conv: dict[str, Any] | None = next(
-            (d for d in self._interpreter.get_tensor_details() if d["index"] == first), None
-        )
         (inp,) = self._interpreter.get_input_details()
         (out,) = self._interpreter.get_output_details()
         self.input_shape: tuple[int, ...] = tuple(int(d) for d in inp["shape"])
@@ -115,17 +110,17 @@ class LiteRunner:
             return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(self.input_dtype)
         return np.ascontiguousarray(x)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities ``(1, labels)`` for MFCCs ``(1, frames, coeffs)``."""
+    def _run(self, x: np.ndarray, tensor: int) -> np.ndarray:
+        """Run on MFCCs ``(1, frames, coeffs)`` and read ``tensor`` (a copy: the next call cannot change it)."""
         x = self._input(x)
         with self._lock:
             self._interpreter.set_tensor(self._in, x)
             self._interpreter.invoke()
-            y = self._interpreter.get_tensor(self._out)  # a copy: the next call cannot change it
-        if self._out_q is not None:
-            scale, zero = self._out_q
-            return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
-        return y
+            return self._interpreter.get_tensor(tensor)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities ``(1, labels)`` for MFCCs ``(1, frames, coeffs)``."""
+        return _dequantized(self._run(x, self._out), self._out_q)
 
     def batch(self, x: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, labels)`` for ``(n, frames, coeffs)``: one clip at a time, as the file was made
@@ -133,6 +128,16 @@ class LiteRunner:
         if len(x) == 0:
             return np.zeros((0, 0), np.float32)
         return np.concatenate([self(x[i : i + 1]) for i in range(len(x))])
+
+    @functools.cached_property
+    def _first_conv(self) -> dict[str, Any] | None:
+        """The first ``CONV_2D``'s output tensor (its details), in execution order; None without one. Looked up
+        when first asked for: serving interpreters never are."""
+        convs = [op for op in self._interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+        if not convs:
+            return None
+        first = int(convs[0]["outputs"][0])
+        return next((d for d in self._interpreter.get_tensor_details() if d["index"] == first), None)
 
     @property
     def has_convolution(self) -> bool:
@@ -152,16 +157,15 @@ class LiteRunner:
         detail = self._first_conv
         if detail is None:
             return None
-        out = detail["index"]
-        x = self._input(x)
-        with self._lock:
-            self._interpreter.set_tensor(self._in, x)
-            self._interpreter.invoke()
-            y = self._interpreter.get_tensor(out)
-        quant = _quantization(detail)
-        if quant is not None:
-            y = (y.astype(np.float32) - quant[1]) * quant[0]
-        return np.asarray(y, np.float32)[0]
+        return _dequantized(self._run(x, detail["index"]), _quantization(detail))[0]
+
+
+def _dequantized(y: np.ndarray, quant: tuple[float, int] | None) -> np.ndarray:
+    """``y`` as float32: an integer tensor mapped back through its ``(scale, zero point)``, a float one as it is."""
+    if quant is None:
+        return y
+    scale, zero = quant
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
 def _quantization(detail: dict[str, Any]) -> tuple[float, int] | None:
