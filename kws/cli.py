@@ -83,10 +83,11 @@ def _models_dir(arg: str | None) -> Path:
 
 
 def _check_models_dir(path: Path) -> None:
-    """Fail fast, before TensorFlow loads, when there is nothing to load."""
+    """Fail fast, before any model loads, when there is nothing to load: a folder with no ``.tflite`` (what
+    answers, as a downloaded model has) and no ``.keras`` (what ``convert`` starts from)."""
     if not path.is_dir():
         raise UsageError(f"No model folder at {path}.")
-    if not any(path.glob("*.keras")):
+    if not any(path.glob("*.tflite")) and not any(path.glob("*.keras")):
         raise UsageError(f"No models in {path}; train some with `python -m kws train --out {path}`.")
 
 

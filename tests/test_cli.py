@@ -389,3 +389,17 @@ def test_bench_train_keeps_the_models_where_asked(tmp_path, monkeypatch, capsys)
     assert "Training all 6" in capsys.readouterr().out
     assert cli.main(["evaluate", "--models-dir", str(kept), "--data-dir", str(tmp_path / "data"), "--json"]) == 0
     assert {m["model"] for m in json.loads(capsys.readouterr().out)["models"]} == set(config.ARCHITECTURES)
+
+
+def test_a_downloaded_set_without_keras_files_answers(files, tmp_path) -> None:
+    """What Compare's downloads give (``.tflite`` and ``.json``, no ``.keras``) is enough for ``predict``."""
+    import shutil
+
+    folder = tmp_path / "downloaded"
+    folder.mkdir()
+    for path in config.SHIPPED_MODELS_DIR.iterdir():
+        if path.suffix in {".tflite", ".json"}:
+            shutil.copy2(path, folder / path.name)
+    proc = run_cli("predict", str(files["word"]), "--models-dir", str(folder), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["models"]) == len(list(folder.glob("*.json")))
