@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import logging
 import os
-import platform
 import random
 import re
 import shutil
@@ -48,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kws.config import data_dir as default_data_dir  # noqa: E402
 from kws.examples import Example, split_examples  # noqa: E402
-from kws.testing import APP_IDLE, CHROMIUM, SIDEBAR_NAV, Server, chromium_args, serve_app, write_record  # noqa: E402
+from kws.testing import APP_IDLE, CHROMIUM, SIDEBAR_NAV, Server, chromium_args, machine, serve_app, write_record  # noqa: E402
 
 logger = logging.getLogger("bench.load")
 
@@ -481,12 +480,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    load_before = os.getloadavg()
+    machine_at_start = machine()
     rows = asyncio.run(main_async(args))
     result = {
         "bench": "load",
         "started": started,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_start": load_before},
+        "machine": machine_at_start,
         "settings": {
             "sessions": args.sessions_list,
             "clips": args.clips,

@@ -31,7 +31,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -47,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kws.config import data_dir as default_data_dir  # noqa: E402
 from kws.examples import Example, split_examples  # noqa: E402
-from kws.testing import APP_IDLE, CHROMIUM, ROOT, chromium_args, serve_app, write_record  # noqa: E402
+from kws.testing import APP_IDLE, CHROMIUM, ROOT, chromium_args, machine, serve_app, write_record  # noqa: E402
 
 logger = logging.getLogger("bench.serving")
 
@@ -333,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     skip = set(args.skip)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    load_before = os.getloadavg()
+    machine_at_start = machine()
     example = test_clip(args.data_dir)
     env = {**os.environ, "KWS_DATA_DIR": str(args.data_dir)}
     logger.info("clip: %s (%s)", example.name, example.word)
@@ -351,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "bench": "serving",
         "started": started,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_start": load_before},
+        "machine": machine_at_start,
         "settings": {
             "repeats": args.repeats,
             "skip": sorted(skip),

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import platform
 import random
 import re
 import shutil
@@ -53,7 +51,7 @@ from kws.config import data_dir as default_data_dir  # noqa: E402
 from kws.examples import split_examples  # noqa: E402
 from kws.features import FeatureSettings  # noqa: E402
 from kws.segment import find_window  # noqa: E402
-from kws.testing import CHROMIUM, chromium_args, fake_mic_wav, open_page, serve_app, wait_for_app, write_record  # noqa: E402
+from kws.testing import CHROMIUM, chromium_args, fake_mic_wav, machine, open_page, serve_app, wait_for_app, write_record  # noqa: E402
 
 logger = logging.getLogger("bench.spotting")
 
@@ -338,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    started, load_before = time.strftime("%Y-%m-%dT%H:%M:%S"), os.getloadavg()
+    started, machine_at_start = time.strftime("%Y-%m-%dT%H:%M:%S"), machine()
     clip, word, source = pick_clip(args)
     takes: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kws-spotting-") as tmp:
@@ -363,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "bench": "spotting",
         "started": started,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_start": load_before},
+        "machine": machine_at_start,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "loop": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(loop).items() if k != "path"},
         "rows": rows,

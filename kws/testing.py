@@ -171,6 +171,14 @@ def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) 
     wait_for_app(page, timeout_ms)
 
 
+def machine() -> dict[str, Any]:
+    """The machine a bench runs on, taken as it starts: platform, CPUs and load average (a busy machine moves
+    every figure)."""
+    import platform
+
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
+
+
 def write_record(out: Path, record: dict[str, Any], table: str) -> None:
     """Write a bench run's JSON record to ``out`` and print its markdown table: how every browser bench ends."""
     import json
