@@ -102,10 +102,8 @@ def evaluate(
     )
 
 
-def _tflite_kb(meta: dict[str, Any], precision: str) -> float | None:
-    """The size of a model's TFLite file in ``precision``, in KB; None where it has none."""
-    entry = (meta.get("tflite") or {}).get(precision) or {}
-    return round(entry["size_bytes"] / 1024, 1) if entry.get("shipped", True) and "size_bytes" in entry else None
+def _kb(size_bytes: int | None) -> float | None:
+    return None if size_bytes is None else round(size_bytes / 1024, 1)
 
 
 def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]]:
@@ -121,8 +119,8 @@ def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]
                 "preset": features.label(meta["feature_settings"]),
                 "params": meta["params"],
                 "size_kb": round(meta["size_bytes"] / 1024, 1),
-                "tflite_kb": _tflite_kb(meta, "float32"),
-                "int8_kb": _tflite_kb(meta, "int8"),
+                "tflite_kb": _kb(infos[name].tflite_size_bytes("float32")),
+                "int8_kb": _kb(infos[name].tflite_size_bytes("int8")),
                 "accuracy": s.accuracy,
                 **{f"acc_{label}": v for label, v in s.per_class.items()},
                 "clips": s.n,

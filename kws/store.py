@@ -79,6 +79,11 @@ class ModelInfo:
         entry = self._tflite_entry(precision)
         return None if entry is None else self.keras_path.with_name(entry["file"])
 
+    def tflite_size_bytes(self, precision: str = PRECISIONS[0]) -> int | None:
+        """The size of the model's TFLite file in ``precision``, as its JSON records it; None where it has none."""
+        entry = self._tflite_entry(precision)
+        return None if entry is None else entry.get("size_bytes")
+
     def _tflite_entry(self, precision: str) -> dict[str, Any] | None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
