@@ -253,6 +253,9 @@ def test_the_model_cards_keep_whole_rows(server) -> None:
         open_try_it(page, server)
         page.get_by_role("button", name="Random test clip").click()
         page.get_by_text("True word:").wait_for(timeout=RESULT_TIMEOUT_MS)
+        # all six cards drawn: below the noise control, whose first use on a server sorts the noise clips first,
+        # so on a loaded machine the result's caption can show a while before its cards
+        page.locator(".st-key-tryit_cards [data-testid='stMetric']").nth(5).wait_for(timeout=RESULT_TIMEOUT_MS)
         wait_for_app(page)
         card = "[data-testid='stLayoutWrapper']:has(> [data-testid='stVerticalBlock'] [data-testid='stMetric'])"
         for width, rows in CARD_ROWS:
