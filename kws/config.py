@@ -8,6 +8,18 @@ from pathlib import Path
 #: The three keywords, in the order every model, table and chart uses.
 LABELS: tuple[str, ...] = ("bed", "happy", "cat")
 
+#: The fourth answer of an open-world model: any word that is not a keyword, and background noise (TensorFlow's
+#: ``_unknown_`` and ``_silence_`` in one class). Its clips are every dataset folder but the keywords'.
+OTHER = "other"
+
+#: The label orders a model may have: the lecture's three words, or the three words and ``other`` last.
+LABEL_SETS: tuple[tuple[str, ...], ...] = (LABELS + (OTHER,), LABELS)
+
+
+def labels_for(other: bool) -> tuple[str, ...]:
+    """The label order of a model that learns ``other`` (``other=True``) or only the three words."""
+    return LABEL_SETS[0] if other else LABEL_SETS[1]
+
 #: Architectures by name with display names, in the order the lecture introduced them, then ours.
 ARCHITECTURES: dict[str, str] = {
     "perceptron": "Perceptron",

@@ -57,6 +57,14 @@ class TrainConfig:
     stop_at: int | None = None
     #: Centre each window on its energy before the MFCCs (``FeatureSettings.centre``), for a linear model.
     centre: bool = False
+    #: Learn a fourth answer, ``other``, from the dataset's other-word folders and its background noise (the
+    #: open world); False trains the lecture's three labels only.
+    other: bool = True
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label order the models of this run answer in (saved with each model)."""
+        return config.labels_for(self.other)
 
     @property
     def settings(self) -> features.FeatureSettings:
