@@ -255,27 +255,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_OK
-    labels = [k.removeprefix("acc_") for k in (rows[0] if rows else {}) if k.startswith("acc_")]
-    header = ["Model", "Architecture", "Preset", "Params", ".tflite", "int8", "Accuracy", *labels]
+    labels = list(dict.fromkeys(k.removeprefix("acc_") for r in rows for k in r if k.startswith("acc_")))
+    header = ["Model", "Labels", "Params", ".tflite", "int8", "Accuracy", *labels, "Keywords", "FA", "FR"]
     table = [
         [
             r["model"],
-            r["architecture"],
-            r["preset"],
+            str(r["labels"]),
             f"{r['params']:,}",
             "-" if r["tflite_kb"] is None else _size(r["tflite_kb"]),
             "-" if r["int8_kb"] is None else _size(r["int8_kb"]),
             _pct(r["accuracy"]),
-            *(_pct(r[f"acc_{label}"]) for label in labels),
+            *(_pct(r[f"acc_{label}"]) if f"acc_{label}" in r else "-" for label in labels),
+            _pct(r["keyword_accuracy"]),
+            _pct(r["false_accept_rate"]),
+            _pct(r["false_reject_rate"]),
         ]
         for r in rows
     ]
+    first = rows[0] if rows else {}
     where = "speakers never heard in training" if args.split == "test" else "see the README for the split"
     print(
-        f"Accuracy on the {args.split} split, {args.precision} models: {n} clips ({where}); "
-        "per-word columns are recall.\n"
+        f"Accuracy on the {args.split} split, {args.precision} models: {n} clips ({where}), "
+        f"{first.get('keyword_clips', 0)} of keywords and {first.get('other_clips', 0)} of other words and noise.\n"
+        "Accuracy and the per-word recalls are over each model's own labels; Keywords: keyword clips named as "
+        f"their word; FA: other clips accepted as a keyword; FR: keyword clips answered other or below "
+        f"{config.LOW_CONFIDENCE:.0%} confidence.\n"
     )
-    print(markdown_table(header, table, [False, False, False, True, True, True, True, *([True] * len(labels))]))
+    print(
+        markdown_table(header, table, [False, True, True, True, True, True, *([True] * len(labels)), True, True, True])
+    )
     seen = {"train", "validation"} if args.split == "all" else {args.split}
     learnt: dict[str, list[str]] = {}  # the splits a model learnt from -> the models, for one note, not one each
     for r in rows:

@@ -16,6 +16,11 @@ OTHER = "other"
 LABEL_SETS: tuple[tuple[str, ...], ...] = (LABELS + (OTHER,), LABELS)
 
 
+#: The app's operating point: a keyword answer below this probability is "not sure" (not accepted), and scores
+#: of false accepts and rejects are taken there (``kws.inference.Thresholds``, ``kws.evaluate.open_scores``).
+LOW_CONFIDENCE = 0.6
+
+
 def labels_for(other: bool) -> tuple[str, ...]:
     """The label order of a model that learns ``other`` (``other=True``) or only the three words."""
     return LABEL_SETS[0] if other else LABEL_SETS[1]

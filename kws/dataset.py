@@ -3,10 +3,20 @@
 Files are ``<word>/<SPEAKER>_nohash_<N>.wav``. The split hashes the speaker (the part before ``_nohash_``)
 exactly as the dataset's own ``which_set`` does, so a speaker is always on one side and adding clips never
 moves old ones between sets.
+
+**Other words.** Every folder but the keywords' holds ``other`` clips (TensorFlow's ``_unknown_``), and
+``_background_noise_`` holds noise, also ``other`` (its ``_silence_``). These clips come from the dataset's
+official test speakers, so its hash puts them all in ``test``. The speakers who also say a keyword stay there,
+with their keyword clips. The 69 who say no keyword here (pinned in ``open_speakers.txt``) are dealt by a second
+hash of their id into train (~75%) or validation: the models then learn other words from 53 speakers, are
+checked on 16 more, and are tested on the keyword test speakers' own other words. Noise clips, which have no
+speaker, are dealt by the dataset's hash of their file name. Every rule reads only the file's name and the
+pinned list, so adding clips never moves old ones.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -30,6 +40,10 @@ logger = logging.getLogger(__name__)
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 VALIDATION_PERCENT = 10.0
 TEST_PERCENT = 10.0
+#: Of the pinned other-word-only speakers, this share goes to validation and the rest to train.
+OPEN_VALIDATION_PERCENT = 25.0
+#: The folder of background noise; its clips are ``other`` and also the noise mixed into training clips.
+NOISE_FOLDER = "_background_noise_"
 _MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # the constant of the dataset's reference split
 _CHUNK = 128
 
@@ -54,10 +68,25 @@ def speaker_of(path: str | Path) -> str:
     return re.sub(r"_nohash_.*$", "", Path(path).name)
 
 
+def _percent(key: str) -> float:
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
+    return (int(digest, 16) % (_MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_NUM_WAVS_PER_CLASS)
+
+
+@functools.cache
+def open_speakers() -> frozenset[str]:
+    """The pinned speakers of other words who say no keyword: the ones :func:`split_of` may train on."""
+    lines = (Path(__file__).with_name("open_speakers.txt")).read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
 def split_of(path: str | Path) -> str:
-    """train / validation / test from a stable hash of the speaker (the dataset's own ``which_set``)."""
-    digest = hashlib.sha1(speaker_of(path).encode("utf-8")).hexdigest()
-    percent = (int(digest, 16) % (_MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_NUM_WAVS_PER_CLASS)
+    """train / validation / test from a stable hash of the speaker (the dataset's own ``which_set``), except
+    for the pinned other-word-only speakers, who go to train or validation (see the module's docstring)."""
+    speaker = speaker_of(path)
+    if speaker in open_speakers():
+        return "validation" if _percent("other:" + speaker) < OPEN_VALIDATION_PERCENT else "train"
+    percent = _percent(speaker)
     if percent < VALIDATION_PERCENT:
         return "validation"
     if percent < VALIDATION_PERCENT + TEST_PERCENT:
@@ -73,22 +102,41 @@ class Item:
     label: str
     speaker: str
     split: str
+    #: The folder: the keyword itself, another word, or :data:`NOISE_FOLDER` (``label`` is then ``other``).
+    word: str = ""
 
     @property
     def label_index(self) -> int:
-        return config.LABELS.index(self.label)
+        """The index in the four-label order (bed, happy, cat, other); a keyword's is the same in both orders."""
+        return config.LABEL_SETS[0].index(self.label)
+
+    @property
+    def is_noise(self) -> bool:
+        return self.word == NOISE_FOLDER
 
 
-def scan(directory: str | Path | None = None, labels: Sequence[str] = config.LABELS) -> list[Item]:
-    """Every clip of ``labels`` under ``directory`` (default :func:`kws.config.data_dir`), sorted by path."""
+def other_folders(root: Path, labels: Sequence[str] = config.LABELS) -> list[Path]:
+    """The folders of other words under ``root``, sorted, then the noise folder if there is one."""
+    words = sorted(
+        d for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")) and d.name not in labels
+    )
+    noise = root / NOISE_FOLDER
+    return words + ([noise] if noise.is_dir() else [])
+
+
+def scan(directory: str | Path | None = None, labels: Sequence[str] = config.LABELS, other: bool = False) -> list[Item]:
+    """Every clip of ``labels`` under ``directory`` (default :func:`kws.config.data_dir`), sorted by path; with
+    ``other``, then every clip of the other folders (:func:`other_folders`), labelled :data:`kws.config.OTHER`."""
     root = Path(directory) if directory is not None else config.data_dir()
     if not root.is_dir() or not any((root / label).is_dir() for label in labels):
         raise DatasetMissingError(missing_message(root))
+    folders = [(root / label, label) for label in labels if (root / label).is_dir()]
+    if other:
+        folders += [(folder, config.OTHER) for folder in other_folders(root, labels)]
     items = [
-        Item(path=path, label=label, speaker=speaker_of(path), split=split_of(path))
-        for label in labels
-        if (root / label).is_dir()
-        for path in sorted((root / label).glob("*.wav"))
+        Item(path=path, label=label, speaker=speaker_of(path), split=split_of(path), word=folder.name)
+        for folder, label in folders
+        for path in sorted(folder.glob("*.wav"))
     ]
     if not items:
         raise DatasetMissingError(missing_message(root))
@@ -103,7 +151,7 @@ def fingerprint(items: Sequence[Item], stats: Sequence[os.stat_result] | None = 
     stats = stats if stats is not None else [item.path.stat() for item in items]
     h = hashlib.sha1()
     for item, stat in zip(items, stats, strict=True):
-        h.update(f"{item.label}/{item.path.name}:{stat.st_size}\n".encode())
+        h.update(f"{item.word or item.label}/{item.path.name}:{stat.st_size}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -279,7 +327,7 @@ def load_feature_sets(
     ``splits``: only the clips of these splits (their own cache file): scoring the test split on a fresh machine
     reads its ~500 clips, not the whole dataset.
     """
-    items = scan(directory)
+    items = scan(directory, other=True)
     if splits is not None:
         items = [item for item in items if item.split in splits]
         if not items:

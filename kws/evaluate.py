@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +42,92 @@ def scores_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, labels=confi
     return Scores(accuracy=accuracy, per_class=per_class, confusion=confusion.tolist(), n=n)
 
 
-def score(model: Any, x: np.ndarray, y: np.ndarray) -> Scores:
+def score(model: Any, x: np.ndarray, y: np.ndarray, labels: Sequence[str] = config.LABELS) -> Scores:
     """Score a Keras model on features ``x`` with true label indices ``y``."""
     probs = model.predict(x, batch_size=512, verbose=0)
-    return scores_from_predictions(y, probs.argmax(axis=1))
+    return scores_from_predictions(y, probs.argmax(axis=1), labels)
+
+
+@dataclass(frozen=True)
+class OpenScores:
+    """How a model does in the open world, at one confidence threshold (the way keyword-spotting people measure).
+
+    A clip is *accepted* as a keyword when the model's top answer is a keyword with at least ``threshold``
+    probability (:func:`accepted`). ``false_accept_rate``: other-word and noise clips accepted as a keyword;
+    ``false_reject_rate``: keyword clips not accepted (answered ``other``, or not sure); ``keyword_accuracy``:
+    keyword clips whose top answer is their own word, whatever its probability (the lecture's accuracy).
+    """
+
+    keyword_accuracy: float
+    false_accept_rate: float
+    false_reject_rate: float
+    keyword_clips: int
+    other_clips: int
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def accepted(probs: np.ndarray, labels: Sequence[str], threshold: float) -> np.ndarray:
+    """Per clip, the index (in ``labels``) of the keyword accepted at ``threshold``, or -1 where none is."""
+    probs = np.asarray(probs)
+    top = probs.argmax(axis=1)
+    keyword = np.array([label != config.OTHER for label in labels])[top]
+    sure = probs[np.arange(len(top)), top] >= threshold
+    return np.where(keyword & sure, top, -1)
+
+
+def _truth(y_true: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """True labels (four-label indices, :attr:`kws.dataset.Item.label_index`) as indices into ``labels``, -1 for
+    other: keyword indices are the same in every label order, and a three-label model has no ``other``."""
+    y = np.asarray(y_true)
+    return np.where(y < len(config.LABELS), y, -1)
+
+
+def open_scores(
+    y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], threshold: float = config.LOW_CONFIDENCE
+) -> OpenScores:
+    """:class:`OpenScores` of answers ``probs`` (in ``labels`` order) to clips of four-label truth ``y_true``."""
+    truth = _truth(y_true, labels)
+    is_kw = truth >= 0
+    answer = accepted(probs, labels, threshold)
+    top = np.asarray(probs).argmax(axis=1) if len(truth) else np.zeros(0, np.int64)
+    nan = float("nan")
+    return OpenScores(
+        keyword_accuracy=float(np.mean(top[is_kw] == truth[is_kw])) if is_kw.any() else nan,
+        false_accept_rate=float(np.mean(answer[~is_kw] >= 0)) if (~is_kw).any() else nan,
+        false_reject_rate=float(np.mean(answer[is_kw] < 0)) if is_kw.any() else nan,
+        keyword_clips=int(is_kw.sum()),
+        other_clips=int((~is_kw).sum()),
+        threshold=float(threshold),
+    )
+
+
+#: The confidence thresholds a DET curve sweeps.
+DET_THRESHOLDS: np.ndarray = np.round(np.linspace(0.0, 1.0, 101), 3)
+
+
+def det_curve(
+    y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], thresholds: np.ndarray = DET_THRESHOLDS
+) -> dict[str, list[float]]:
+    """False-accept and false-reject rates as the confidence threshold moves (a DET curve's points)."""
+    points = [open_scores(y_true, probs, labels, t) for t in thresholds]
+    return {
+        "threshold": [float(t) for t in thresholds],
+        "false_accept_rate": [p.false_accept_rate for p in points],
+        "false_reject_rate": [p.false_reject_rate for p in points],
+    }
+
+
+def confusion_with_other(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> list[list[int]]:
+    """The 4 x 4 confusion (rows: true bed, happy, cat, other; columns: answered the same) of a model of any
+    label order: a three-label model never answers ``other``, so its last column is zero."""
+    four = config.LABEL_SETS[0]
+    answer = np.array([four.index(label) for label in labels])[np.asarray(probs).argmax(axis=1)]
+    confusion = np.zeros((len(four), len(four)), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(y_true), answer), 1)
+    return confusion.tolist()
 
 
 @dataclass
@@ -56,8 +138,21 @@ class Evaluation:
     paths: list[str]
     y_true: np.ndarray
     predictions: dict[str, np.ndarray]  # model -> (n, n_labels) probabilities
+    #: Over the clips of the model's own labels (a three-label model: the keyword clips only).
     scores: dict[str, Scores]
     skipped: list[tuple[str, str]]
+    #: Keyword accuracy, false accepts and false rejects over every clip, at the app's operating point.
+    open: dict[str, OpenScores] = field(default_factory=dict)
+    #: model -> its four-label order (:data:`kws.config.LABEL_SETS`); ``y_true`` is in that order too.
+    labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def confusion(self, model: str) -> list[list[int]]:
+        """The model's 4 x 4 confusion over every clip (:func:`confusion_with_other`)."""
+        return confusion_with_other(self.y_true, self.predictions[model], self.labels[model])
+
+    def det(self, model: str) -> dict[str, list[float]]:
+        """The model's DET curve over every clip (:func:`det_curve`)."""
+        return det_curve(self.y_true, self.predictions[model], self.labels[model])
 
 
 def evaluate(
@@ -86,12 +181,14 @@ def evaluate(
     if not mask.any():
         raise dataset.DatasetMissingError(f"The {split} split of this dataset holds no clips.")
     y_true = any_set.y[mask]
-    predictions, scores = {}, {}
+    predictions, scores, opens = {}, {}, {}
     for m in models:
         fs = by_settings[m.settings]
         probs = m.predict_batch(fs.x[mask])
         predictions[m.name] = probs
-        scores[m.name] = scores_from_predictions(y_true, probs.argmax(axis=1), m.labels)
+        own = y_true < len(m.labels)  # a three-label model is scored on the keyword clips
+        scores[m.name] = scores_from_predictions(y_true[own], probs[own].argmax(axis=1), m.labels)
+        opens[m.name] = open_scores(y_true, probs, m.labels)
     return Evaluation(
         split=split,
         paths=[p for p, keep in zip(any_set.paths, mask) if keep],
@@ -99,6 +196,8 @@ def evaluate(
         predictions=predictions,
         scores=scores,
         skipped=any_set.skipped,
+        open=opens,
+        labels={m.name: tuple(m.labels) for m in models},
     )
 
 
@@ -107,7 +206,8 @@ def _kb(size_bytes: int | None) -> float | None:
 
 
 def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per model: architecture, parameters, size, accuracy and per-class accuracy."""
+    """One row per model: architecture, parameters, size, accuracy and per-class accuracy (over the model's own
+    labels), and keyword accuracy, false-accept and false-reject rates (over every clip)."""
     infos = {i.name: i for i in store.list_models(models_dir)}
     rows = []
     for name, s in evaluation.scores.items():
@@ -121,9 +221,21 @@ def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]
                 "size_kb": round(meta["size_bytes"] / 1024, 1),
                 "tflite_kb": _kb(infos[name].tflite_size_bytes("float32")),
                 "int8_kb": _kb(infos[name].tflite_size_bytes("int8")),
+                "labels": len(evaluation.labels.get(name, ())) or len(s.per_class),
                 "accuracy": s.accuracy,
                 **{f"acc_{label}": v for label, v in s.per_class.items()},
                 "clips": s.n,
+                **(
+                    {
+                        "keyword_accuracy": evaluation.open[name].keyword_accuracy,
+                        "false_accept_rate": evaluation.open[name].false_accept_rate,
+                        "false_reject_rate": evaluation.open[name].false_reject_rate,
+                        "keyword_clips": evaluation.open[name].keyword_clips,
+                        "other_clips": evaluation.open[name].other_clips,
+                    }
+                    if name in evaluation.open
+                    else {}
+                ),
                 "fit_on": "+".join(infos[name].fitted_splits),
             }
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from kws import lite, store
+from kws import config, lite, store
 from kws.audio import Clip, clip_from_array
 from kws.features import FeatureSettings, mfcc, shapes
 from kws.segment import VOICE_THRESHOLD, Window, aperiodicity, find_window
@@ -34,7 +34,7 @@ class Thresholds:
     """Decision rules that live outside the models (as in TensorFlow's command recognizer)."""
 
     #: Below this top probability an answer is flagged "low confidence".
-    low_confidence: float = 0.6
+    low_confidence: float = config.LOW_CONFIDENCE
     #: Above this :func:`kws.segment.aperiodicity` a loud window has no voice, and no word is named; None: no check.
     no_voice: float | None = VOICE_THRESHOLD
 
@@ -141,11 +141,13 @@ class Prediction:
             return 0, []
         votes = Counter(a.word for a in self.answers)
         top = max(votes.values())
-        return top, [w for w in self.answers[0].probabilities if votes.get(w) == top]
+        # in the four-label order, whatever mix of three- and four-label models answered
+        return top, [w for w in config.LABEL_SETS[0] if votes.get(w) == top]
 
     @property
     def majority(self) -> str | None:
-        """The word most models say (ties go to the earlier label); None when no speech was detected."""
+        """The word most models say (ties go to the earlier label, ``other`` last); ``"other"`` when that is
+        what most say (not one of the three words); None when no speech was detected."""
         leaders = self._leaders()[1]
         return leaders[0] if leaders else None
 
@@ -164,9 +166,11 @@ class Prediction:
         if not leaders:
             return "No voice detected" if self.no_voice else "No speech detected"
         if len(leaders) > 1:
-            return f"The models are split: {' / '.join(leaders)} ({votes} each)"
+            return f"The models are split: {' / '.join(map(said, leaders))} ({votes} each)"
         if 2 * votes <= len(self.answers):  # 3 of 6 is the most votes, not most models
-            return f"No majority: {leaders[0]} leads with {votes} of {len(self.answers)}"
+            return f"No majority: {said(leaders[0])} leads with {votes} of {len(self.answers)}"
+        if leaders[0] == config.OTHER:
+            return f"Not one of the three words ({votes} of {len(self.answers)} models say other)"
         return f"Most models say: {leaders[0]}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +198,11 @@ class Prediction:
                 for a in self.answers
             ],
         }
+
+
+def said(word: str) -> str:
+    """A model's answer as the app and CLI say it: the word, or "other" as what it means."""
+    return "none of the three (other)" if word == config.OTHER else word
 
 
 def balanced(members: list[int], latency_ms: dict[str, float], models: list[LoadedModel], bins: int) -> list[list[int]]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kws import config
 from kws.audio import AudioError, clip_from_array
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,12 @@ class Spotter:
             return None
         word, window = prediction.majority, prediction.window
         duration = prediction.clip.duration
-        if word is None or window.start_s < EDGE_SECONDS or window.end_s > duration - EDGE_SECONDS:
+        if (
+            word is None
+            or word == config.OTHER
+            or window.start_s < EDGE_SECONDS
+            or window.end_s > duration - EDGE_SECONDS
+        ):
             return None
         named = [a for a in prediction.answers if a.word == word]
         if 2 * len(named) <= len(prediction.answers):

@@ -21,10 +21,10 @@ from typing import Any
 import librosa
 import numpy as np
 
-from kws import config, convert, dataset, features, store, zoo
+from kws import config, convert, dataset, features, noise, store, zoo
 from kws._tf import keras, tf
-from kws.evaluate import Scores, score
-from kws.features import FeatureSettings
+from kws.evaluate import Scores, open_scores, score
+from kws.features import FeatureSettings, shapes
 from kws.options import Cancelled, EpochReport, Progress, TrainConfig
 from kws.segment import batch_windows
 
@@ -71,19 +71,35 @@ class _Listener(keras.callbacks.Callback):
             self.progress.on_epoch(EpochReport(name, index, n_models, epoch + 1, epochs, clean))
 
 
+#: Of the noisy variants, this share gets the dataset's real background noise (where the run has some), the rest
+#: generated white, pink or brown noise.
+REAL_NOISE_SHARE = 0.6
+
+
 def augment(
-    windows: np.ndarray, rng: np.random.Generator, copies: int, max_shift: int = 2400, speed: float = 0.0
+    windows: np.ndarray,
+    rng: np.random.Generator,
+    copies: int,
+    max_shift: int = 2400,
+    speed: float = 0.0,
+    noise: np.ndarray | None = None,
 ) -> np.ndarray:
     """Microphone-like variants of 1-second windows: speed (1 ± ``speed``), time shift (±150 ms), gain
     (-12..+6 dB), noise.
 
-    Noise (on 80% of clips) is white, pink or brown at 5-35 dB SNR, cut from a small random bank: the
-    dataset has no noise recordings of its own here. Row by row into one preallocated array: whole-array
-    temporaries of this size cost more in page faults than the arithmetic (~0.7 s per variant of the
-    training set, against ~2.7 s with whole-array steps).
+    Noise (on 80% of clips) is at 5-35 dB SNR, cut at a random offset from a bank of unit-RMS rows twice a window
+    long: :data:`REAL_NOISE_SHARE` of the time from ``noise`` (the training split's real background noise, from
+    :func:`noise_bank`), otherwise from generated white, pink or brown noise. Row by row into one preallocated
+    array: whole-array temporaries of this size cost more in page faults than the arithmetic.
     """
     n, length = windows.shape
     bank = _coloured_noise(rng, 48, 2 * length)
+    if noise is not None and len(noise):
+        real = rng.random(n * copies) < REAL_NOISE_SHARE
+        picks = rng.integers(0, len(noise), size=n * copies)
+    else:
+        real = np.zeros(n * copies, bool)
+        picks = np.zeros(n * copies, np.int64)
     out = np.empty((copies * n, length), dtype=np.float32)
     for copy in range(copies):
         source = windows if not speed else speed_perturb(windows, rng.uniform(1 - speed, 1 + speed, size=n))
@@ -103,7 +119,10 @@ def augment(
             row *= gains[i]
             if noisy[i]:
                 level = np.sqrt(np.dot(row, row) / length) + 1e-6
-                row += bank[noise_rows[i], noise_starts[i] : noise_starts[i] + length] * np.float32(level / snrs[i])
+                j = copy * n + i
+                source_bank, source_row = (noise, picks[j]) if real[j] else (bank, noise_rows[i])
+                cut = source_bank[source_row, noise_starts[i] : noise_starts[i] + length]
+                row += cut * np.float32(level / snrs[i])
     np.clip(out, -1.0, 1.0, out=out)
     return out
 
@@ -139,7 +158,9 @@ def spec_masks(x: np.ndarray, rng: np.random.Generator, count: int, fill: np.nda
     return out.astype(np.float32, copy=False)
 
 
-def mix_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def mix_batch(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float, n_classes: int = len(config.LABELS)
+) -> tuple[np.ndarray, np.ndarray]:
     """Mixup within a batch: example ``i`` becomes ``lam_i * x[i] + (1 - lam_i) * x[j]`` for a random partner
     ``j`` of the same batch, ``lam_i ~ Beta(alpha, alpha)``, and its target the same blend of the two one-hot
     labels. Blending MFCCs is blending what the model sees: its input normalisation and cepstral mean removal
@@ -148,7 +169,7 @@ def mix_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: flo
     n = len(y)
     lam = rng.beta(alpha, alpha, size=n).astype(np.float32)
     partner = rng.permutation(n)
-    onehot = np.eye(len(config.LABELS), dtype=np.float32)[y]
+    onehot = np.eye(n_classes, dtype=np.float32)[y]
     shape = (n,) + (1,) * (x.ndim - 1)
     mixed = lam.reshape(shape) * x + (1 - lam).reshape(shape) * x[partner]
     return mixed.astype(np.float32, copy=False), lam[:, None] * onehot + (1 - lam)[:, None] * onehot[partner]
@@ -163,6 +184,19 @@ def _coloured_noise(rng: np.random.Generator, n: int, length: int) -> np.ndarray
     noise = np.fft.irfft(spec / freqs[None, :] ** slope, n=length, axis=1)
     noise /= np.sqrt(np.mean(noise**2, axis=1, keepdims=True)) + 1e-12
     return noise.astype(np.float32)
+
+
+def noise_bank(clips: list[np.ndarray], length: int) -> np.ndarray:
+    """Unit-RMS rows ``2 * length`` long from real noise clips (each looped to fill its row), for :func:`augment`;
+    clips quieter than :data:`kws.noise.MIN_NOISE_DB` are left out (raised to an SNR they would be rounding)."""
+    rows = []
+    for clip in clips:
+        clip = np.asarray(clip, np.float32)
+        power = float(np.mean(clip**2)) if len(clip) else 0.0
+        if power <= 10 ** (noise.MIN_NOISE_DB / 10):
+            continue
+        rows.append(np.resize(clip, 2 * length) / np.float32(np.sqrt(power)))
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 2 * length), np.float32)
 
 
 def versions() -> dict[str, str]:
@@ -188,6 +222,10 @@ class _Data:
     split_counts: dict[str, int] = field(default_factory=dict)
     #: The file behind each row of ``x[split]`` (unreadable clips are not there).
     paths: dict[str, list[str]] = field(default_factory=dict)
+    #: The fitted splits' real background noise as :func:`noise_bank` rows, mixed into augmented variants.
+    noise: np.ndarray | None = None
+    #: The label order the run's models answer in.
+    labels: tuple[str, ...] = config.LABELS
 
 
 class AugmentedEpochs:
@@ -225,7 +263,7 @@ class AugmentedEpochs:
 
     def _make(self, epoch: int) -> np.ndarray:
         rng = np.random.default_rng([self.cfg.seed, epoch])
-        extra = augment(self.data.train_windows, rng, self.copies, speed=self.cfg.speed)
+        extra = augment(self.data.train_windows, rng, self.copies, speed=self.cfg.speed, noise=self.data.noise)
         feats = dataset.featurize(list(extra), self.settings)
         if self.cfg.masks:
             feats = spec_masks(feats, rng, self.cfg.masks, self.data.stats[0])
@@ -293,7 +331,7 @@ class _EpochBatches(keras.utils.PyDataset):
             return self.x[sl], self.y[sl]
         # drawn from (seed, epoch, batch): the same blend whichever order Keras asks for batches in
         rng = np.random.default_rng([self.seed, max(self.epoch, 0), index, 1])
-        return mix_batch(self.x[sl], self.y[sl], rng, self.mixup)
+        return mix_batch(self.x[sl], self.y[sl], rng, self.mixup, len(self.data.labels))
 
     def on_epoch_begin(self) -> None:
         self.epoch += 1
@@ -301,7 +339,9 @@ class _EpochBatches(keras.utils.PyDataset):
             self._refresh()
 
 
-def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[dataset.Item]:
+def _limit(
+    items: list[dataset.Item], limit: int | None, seed: int, labels: tuple[str, ...] = config.LABELS
+) -> list[dataset.Item]:
     if limit is None:
         return items
     rng = np.random.default_rng(seed)
@@ -309,9 +349,9 @@ def _limit(items: list[dataset.Item], limit: int | None, seed: int) -> list[data
     for split in dataset.SPLITS:
         part = [it for it in items if it.split == split]
         # keep every label in every split, so tiny runs still see all words
-        for label in config.LABELS:
+        for label in labels:
             group = [it for it in part if it.label == label]
-            take = max(1, limit // len(config.LABELS))
+            take = max(1, limit // len(labels))
             kept += [group[i] for i in sorted(rng.permutation(len(group))[:take])]
     return kept
 
@@ -328,7 +368,9 @@ def prepare_data(
     ``x["train"]`` is what the model learns from: the train split, plus the validation split in a refit.
     ``items``: the clips with their splits, instead of scanning ``data_dir`` (cross-validation deals its own).
     """
-    items = _limit(items if items is not None else dataset.scan(data_dir), cfg.limit_per_split, cfg.seed)
+    if items is None:
+        items = dataset.scan(data_dir, other=cfg.other)
+    items = _limit(items, cfg.limit_per_split, cfg.seed, cfg.labels)
     waves = dataset.load_waveforms(items, progress.on_stage)
     splits = np.array([it.split for it in waves.items])
     labels = np.array([it.label_index for it in waves.items], dtype=np.int64)
@@ -342,6 +384,9 @@ def prepare_data(
     y = {split: labels[idx] for split, idx in index.items()}
     paths = {split: [str(waves.items[i].path) for i in idx] for split, idx in index.items()}
     flat = x["train"].reshape(-1, x["train"].shape[-1])
+    noise_clips = [waves.clips[i] for i in index["train"] if waves.items[i].is_noise]
+    if cfg.augment and not noise_clips and cfg.other is False:
+        noise_clips = _noise_clips(data_dir, cfg.fit_splits)
     return _Data(
         x=x,
         y=y,
@@ -351,7 +396,23 @@ def prepare_data(
         train_windows=batch_windows([waves.clips[i] for i in index["train"]], settings),
         split_counts=counts,
         paths=paths,
+        noise=noise_bank(noise_clips, shapes(settings).clip_samples) if cfg.augment else None,
+        labels=cfg.labels,
     )
+
+
+def _noise_clips(data_dir: Path | None, splits: tuple[str, ...]) -> list[np.ndarray]:
+    """The real background noise of ``splits`` for a run that does not learn ``other`` (none where the dataset
+    has no noise folder): its keywords are still mixed with real rooms."""
+    root = data_dir if data_dir is not None else config.data_dir()
+    folder = root / dataset.NOISE_FOLDER
+    if not folder.is_dir():
+        return []
+    items = [
+        dataset.Item(p, config.OTHER, dataset.speaker_of(p), dataset.split_of(p), dataset.NOISE_FOLDER)
+        for p in sorted(folder.glob("*.wav"))
+    ]
+    return dataset.load_waveforms([it for it in items if it.split in splits]).clips
 
 
 def fit_one(
@@ -367,9 +428,7 @@ def fit_one(
     ``shared``: the run's augmented variants, common to all its models (made here when training one alone).
     """
     keras.utils.set_random_seed(cfg.seed)
-    model = zoo.build(
-        name, features.shapes(settings).input_shape, len(config.LABELS), data.stats, bands=settings.n_mels
-    )
+    model = zoo.build(name, features.shapes(settings).input_shape, len(cfg.labels), data.stats, bands=settings.n_mels)
     # mixup's targets are blends of two labels, so its runs learn from (and are validated on) one-hot targets;
     # with one-hot labels the loss is the same cross-entropy, so the two kinds of run report comparable figures
     soft = cfg.mixup > 0
@@ -381,7 +440,7 @@ def fit_one(
     variants = shared or AugmentedEpochs(data, settings, cfg)
     val_y = data.y["validation"]
     if soft:
-        val_y = np.eye(len(config.LABELS), dtype=np.float32)[val_y]
+        val_y = np.eye(len(cfg.labels), dtype=np.float32)[val_y]
     try:
         history = model.fit(
             _EpochBatches(data, variants, cfg.seed, cfg.batch_size, cfg.mixup),
@@ -445,7 +504,7 @@ def build_meta(
         "description": zoo.describe(name),
         "preset": settings.name,
         "feature_settings": settings.to_dict(),
-        "labels": list(config.LABELS),
+        "labels": list(cfg.labels),
         "params": int(model.count_params()),
         "size_bytes": 0,
         "test_accuracy": scores.accuracy,
@@ -453,8 +512,18 @@ def build_meta(
         # of the weights kept (early stopping restores the lowest validation loss, not the best accuracy);
         # none for a refit, which learnt from those clips
         "validation_accuracy": (
-            score(model, data.x["validation"], data.y["validation"]).accuracy if cfg.holds_out_validation else None
+            score(model, data.x["validation"], data.y["validation"], cfg.labels).accuracy
+            if cfg.holds_out_validation
+            else None
         ),
+        # keyword accuracy, false accepts and false rejects at the app's operating point, per split held out
+        "open_world": {
+            split: open_scores(
+                data.y[split], model.predict(data.x[split], batch_size=512, verbose=0), cfg.labels
+            ).to_dict()
+            for split in ("validation", "test")
+            if len(data.y[split]) and (split == "test" or cfg.holds_out_validation)
+        },
         "fit_on": cfg.fit_on,
         "per_class_accuracy": scores.per_class,
         "confusion": scores.confusion,
@@ -519,7 +588,7 @@ def train(
             if cancel is not None and cancel.is_set():
                 raise Cancelled("training was cancelled")
             seconds = time.perf_counter() - t0
-            scores = score(model, data.x["test"], data.y["test"])
+            scores = score(model, data.x["test"], data.y["test"], cfg.labels)
             meta = build_meta(name, model, scores, history, cfg, settings, seconds, data)
             keras_path = staging / f"{name}.keras"
             clean = save_for_inference(model, keras_path)
