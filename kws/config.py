@@ -25,6 +25,7 @@ def labels_for(other: bool) -> tuple[str, ...]:
     """The label order of a model that learns ``other`` (``other=True``) or only the three words."""
     return LABEL_SETS[0] if other else LABEL_SETS[1]
 
+
 #: Architectures by name with display names, in the order the lecture introduced them, then ours.
 ARCHITECTURES: dict[str, str] = {
     "perceptron": "Perceptron",
