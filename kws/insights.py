@@ -280,6 +280,19 @@ class ClipStat:
     split: str
     duration_s: float
     loudness_db: float
+    #: The folder: a keyword, another word, or the background noise.
+    word: str = ""
+
+    @property
+    def group(self) -> str:
+        """What the clip is to the models: its keyword, :data:`OTHER_WORDS` or :data:`NOISE`."""
+        if self.label != config.OTHER:
+            return self.label
+        return NOISE if self.word == dataset.NOISE_FOLDER else OTHER_WORDS
+
+
+#: The Dataset page's names for the two kinds of ``other`` clip.
+OTHER_WORDS, NOISE = "other words", "background noise"
 
 
 @dataclass
@@ -290,8 +303,14 @@ class DatasetStats:
     skipped: list[tuple[str, str]]
 
     def counts_per_word(self) -> dict[str, int]:
-        counts = Counter(c.label for c in self.clips)
-        return {label: counts[label] for label in config.LABELS if label in counts}
+        """Clips of each keyword, then of all other words together and of the background noise."""
+        counts = Counter(c.group for c in self.clips)
+        return {group: counts[group] for group in (*config.LABELS, OTHER_WORDS, NOISE) if group in counts}
+
+    @property
+    def words(self) -> int:
+        """How many different words are spoken: the keywords and every other-word folder."""
+        return len({c.word or c.label for c in self.clips if c.group != NOISE})
 
     def clips_per_split(self) -> dict[str, int]:
         counts = Counter(c.split for c in self.clips)
@@ -299,18 +318,19 @@ class DatasetStats:
 
     @property
     def speakers(self) -> int:
-        return len({c.speaker for c in self.clips})
+        return len({c.speaker for c in self.clips if c.group != NOISE})
 
     def speakers_per_split(self) -> dict[str, int]:
-        return {s: len({c.speaker for c in self.clips if c.split == s}) for s in dataset.SPLITS}
+        return {s: len({c.speaker for c in self.clips if c.split == s and c.group != NOISE}) for s in dataset.SPLITS}
 
     def word_split_table(self) -> list[dict[str, Any]]:
         """Clips per word and split, plus totals: the class balance at a glance."""
-        counts = Counter((c.label, c.split) for c in self.clips)
+        counts = Counter((c.group, c.split) for c in self.clips)
         rows = []
-        for word in [*self.counts_per_word(), "all words"]:
+        groups = list(self.counts_per_word())
+        for word in [*groups, "all clips"]:
             row: dict[str, Any] = {"word": word}
-            words = config.LABELS if word == "all words" else (word,)
+            words = groups if word == "all clips" else (word,)
             for split in dataset.SPLITS:
                 row[split] = sum(counts[(w, split)] for w in words)
             row["total"] = sum(row[s] for s in dataset.SPLITS)
@@ -339,12 +359,12 @@ def _clip_stat(item: dataset.Item) -> ClipStat | str:
     if rate <= 0 or frames <= 0:
         return "holds no audio"
     level = loudness_db(samples, span=max(1, rate // 10))
-    return ClipStat(str(item.path), item.label, item.speaker, item.split, frames / rate, level)
+    return ClipStat(str(item.path), item.label, item.speaker, item.split, frames / rate, level, item.word)
 
 
 def dataset_stats(directory: str | Path | None = None, workers: int | None = None) -> DatasetStats:
     """Statistics of every clip (about a second for the 4,690 clips here); raises DatasetMissingError."""
-    items = dataset.scan(directory)
+    items = dataset.scan(directory, other=True)
     workers = workers or min(4, os.cpu_count() or 1)
     clips, skipped = [], []
     with ThreadPoolExecutor(workers) as pool:
@@ -358,5 +378,11 @@ def dataset_stats(directory: str | Path | None = None, workers: int | None = Non
 
 
 def browse(items: Sequence[dataset.Item], word: str, split: str) -> list[dataset.Item]:
-    """The clips of one word in one split (``split="all"`` for every split), in path order."""
-    return [it for it in items if it.label == word and (split == "all" or it.split == split)]
+    """The clips of one folder (a keyword, another word or the noise) in one split (``split="all"`` for every
+    split), in path order."""
+    return [it for it in items if (it.word or it.label) == word and (split == "all" or it.split == split)]
+
+
+def folders(items: Sequence[dataset.Item]) -> list[str]:
+    """The folders to browse: the keywords, then the other words, then the noise (as :func:`kws.dataset.scan`)."""
+    return list(dict.fromkeys(it.word or it.label for it in items))

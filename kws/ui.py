@@ -690,9 +690,9 @@ def model_downloads(infos: list[store.ModelInfo], key: str) -> None:
 
 def _data_stamp(data_dir: Path) -> float:
     """Adding or removing clips changes a word folder's mtime, so this key notices a changed dataset."""
-    from kws.config import LABELS
-
-    return max((p.stat().st_mtime for p in (data_dir / w for w in LABELS) if p.is_dir()), default=0.0)
+    if not data_dir.is_dir():
+        return 0.0
+    return max((p.stat().st_mtime for p in data_dir.iterdir() if p.is_dir()), default=0.0)
 
 
 @st.cache_data(show_spinner=False)
@@ -777,7 +777,7 @@ def dataset_stats():
 def _dataset_items(data_dir: str, data_stamp: float):
     from kws.dataset import scan
 
-    return scan(data_dir)
+    return scan(data_dir, other=True)
 
 
 def dataset_items():

@@ -14,7 +14,8 @@ ui.through_router()  # first: a page URL opened on a fresh server goes through a
 st.title("Dataset")
 st.caption(
     f"{DATASET_ATTRIBUTION}: P. Warden, “Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition”, "
-    "2018, [arXiv:1804.03209](https://arxiv.org/abs/1804.03209). Only the words bed, happy and cat are used here."
+    "2018, [arXiv:1804.03209](https://arxiv.org/abs/1804.03209). The keywords are bed, happy and cat; every other "
+    "word and the background noise teach the models to answer `other`."
 )
 try:
     stats = ui.dataset_stats()
@@ -27,7 +28,7 @@ words = stats.counts_per_word()
 splits = stats.clips_per_split()
 with st.container(horizontal=True, horizontal_alignment="distribute"):  # wraps, where columns cut "79 / 1…"
     st.metric("clips", f"{len(stats.clips):,}", width="content")
-    st.metric("words", len(words), width="content")
+    st.metric("words", stats.words, width="content")
     st.metric("speakers", f"{stats.speakers:,}", width="content")
     shares = " / ".join(f"{100 * splits[s] / len(stats.clips):.0f}" for s in SPLITS)
     st.metric("train / validation / test", f"{shares} %", width="content")
@@ -40,7 +41,9 @@ counts = {k: st.column_config.NumberColumn(k, format="localized") for k in table
 st.dataframe(table, hide_index=True, column_config=counts)
 st.caption(
     "The split hashes the speaker (the file name before `_nohash_`), so no test speaker is ever heard in "
-    "training: test accuracy measures new voices, not memory."
+    "training: test accuracy measures new voices, not memory. The other words come from the dataset's test "
+    "speakers: those who say no keyword here are dealt into train and validation, the rest stay in test "
+    "(docs/architecture.md). Noise clips have no speaker."
 )
 left, right = st.columns(2)
 left.plotly_chart(plots.histogram(stats.durations, "Clip durations", "seconds"), key="dataset_durations")
@@ -48,7 +51,7 @@ right.plotly_chart(plots.histogram(stats.loudness, "Loudness (loudest 100 ms)", 
 
 st.subheader("Browse the clips")
 c1, c2, c3 = st.columns(3)
-word = c1.selectbox("Word", list(words), key="dataset_word")
+word = c1.selectbox("Word", insights.folders(items), key="dataset_word")
 split = c2.selectbox("Split", [*SPLITS, "all"], key="dataset_split")
 preset = c3.selectbox(
     "Features",
@@ -66,7 +69,7 @@ index = st.number_input(f"Clip number (0 to {len(clips) - 1})", 0, len(clips) - 
 item = clips[index]
 view = insights.clip_view(item.path, PRESETS[preset])
 st.markdown(
-    f"`{item.label}/{item.path.name}` · speaker `{item.speaker}` · {item.split} split · {len(view.samples) / view.sample_rate:.2f} s"
+    f"`{item.word}/{item.path.name}` ({item.label}) · speaker `{item.speaker}` · {item.split} split · {len(view.samples) / view.sample_rate:.2f} s"
 )
 st.audio(item.path.read_bytes(), format="audio/wav")
 left, right = st.columns(2)

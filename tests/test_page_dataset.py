@@ -36,21 +36,26 @@ def test_the_credit_is_on_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_counts_speakers_splits_and_histograms(data_dir: Path) -> None:
-    items = scan(data_dir)
+    items = scan(data_dir, other=True)
+    spoken = [it for it in items if not it.is_noise]
     at = open_dataset()
     metrics = {m.label: m.value for m in at.main.metric}
     assert metrics["clips"] == f"{len(items):,}"
-    assert metrics["words"] == str(len(LABELS))
-    assert metrics["speakers"] == f"{len({it.speaker for it in items}):,}"
+    assert metrics["words"] == str(len({it.word for it in spoken}))
+    assert metrics["speakers"] == f"{len({it.speaker for it in spoken}):,}"  # noise clips have no speaker
     per_split = [sum(it.split == s for it in items) for s in SPLITS]
     shares = " / ".join(f"{100 * n / len(items):.0f}" for n in per_split) + " %"  # the counts are in the table
     assert metrics["train / validation / test"] == shares
 
     table = at.main.dataframe[0].value.set_index("word")
-    assert list(table.index) == [*LABELS, "all words", "speakers"]
+    groups = [*LABELS, *(["other words"] * any(it.label == "other" and not it.is_noise for it in items))]
+    groups += ["background noise"] * any(it.is_noise for it in items)
+    assert list(table.index) == [*groups, "all clips", "speakers"]
     for word in LABELS:
         assert table.loc[word, "total"] == sum(it.label == word for it in items)
-    assert list(table.loc["all words", list(SPLITS)]) == per_split
+    if "background noise" in groups:
+        assert table.loc["background noise", "total"] == sum(it.is_noise for it in items)
+    assert list(table.loc["all clips", list(SPLITS)]) == per_split
     columns = json.loads(at.main.dataframe[0].proto.columns)
     assert {columns[c]["type_config"]["format"] for c in [*SPLITS, "total"]} == {"localized"}  # 1,213, not 1213
 
@@ -67,7 +72,7 @@ def test_browse_a_clip_by_word_and_split(data_dir: Path) -> None:
     at.selectbox(key="dataset_preset").set_value("lecture")
     at.number_input(key="dataset_index").set_value(3).run()
     assert not at.exception
-    expected = insights.browse(scan(data_dir), "cat", "test")[3]
+    expected = insights.browse(scan(data_dir, other=True), "cat", "test")[3]
     assert f"`cat/{expected.path.name}`" in at.main.markdown[0].value
     assert f"speaker `{expected.speaker}` · test split" in at.main.markdown[0].value
     assert len(at.get("audio")) == 1
@@ -91,3 +96,19 @@ def test_without_the_dataset_the_page_says_how_to_get_it(tmp_path: Path, monkeyp
     at = open_dataset()
     assert [i.value for i in at.main.info] == [missing_message(tmp_path)]
     assert not at.main.metric and not at.main.dataframe and not at.get("audio")
+
+
+def test_other_words_and_noise_are_browsable_and_playable(data_dir: Path) -> None:
+    items = scan(data_dir, other=True)
+    others = [w for w in insights.folders(items) if w not in LABELS]
+    if not others:
+        pytest.skip("this dataset has no other words or noise")
+    at = open_dataset()
+    for folder in others[:1] + others[-1:]:  # an other word, and the noise where there is some
+        at.selectbox(key="dataset_word").set_value(folder)
+        at.selectbox(key="dataset_split").set_value("all")
+        at.number_input(key="dataset_index").set_value(0).run()
+        assert not at.exception
+        expected = insights.browse(items, folder, "all")[0]
+        assert f"`{folder}/{expected.path.name}` (other)" in at.main.markdown[0].value
+        assert len(at.get("audio")) == 1
