@@ -50,13 +50,24 @@ COLUMN_TITLES: dict[str, str] = {
     "fit_on": "learnt from",
     "set": "set",
     "test_clips": "test clips",
+    "keyword_accuracy": "keywords",
+    "false_accept_rate": "false accepts",
+    "false_reject_rate": "false rejects",
 }
 
 #: Header tooltips of the comparison table; ``acc_<word>`` columns get theirs from :func:`column_help`.
 COLUMN_HELP: dict[str, str] = {
     "params": "Trainable and fixed weights in the network",
     "size_kb": "Size of the saved model file, in kilobytes",
-    "accuracy": "Share of the test clips (speakers never heard in training) the model names right",
+    "accuracy": (
+        "Share of the test clips (speakers never heard in training) of the model's own labels that it names right"
+    ),
+    "keyword_accuracy": "Share of the test keyword clips whose top answer is their own word",
+    "false_accept_rate": (
+        "Share of the test clips of other words and noise the model names as a keyword with at least 60% "
+        "confidence (a three-label model has no other answer)"
+    ),
+    "false_reject_rate": "Share of the test keyword clips answered other, or with less than 60% confidence",
     "latency_ms": (
         "Median time to answer one clip: finding the word, MFCCs and one forward pass through the model's "
         "TensorFlow Lite copy (XLA where a model will not convert)"
@@ -84,6 +95,13 @@ def column_help(key: str) -> str | None:
     return COLUMN_HELP.get(key)
 
 
+def open_world_columns(meta: Mapping[str, Any]) -> dict[str, float | None]:
+    """Keyword accuracy and the false-accept and false-reject rates on the test split, from a model's metadata
+    (None for a model trained before they were measured)."""
+    test = (meta.get("open_world") or {}).get("test") or {}
+    return {k: test.get(k) for k in ("keyword_accuracy", "false_accept_rate", "false_reject_rate")}
+
+
 def overfit_gap(history: Mapping[str, Sequence[float]]) -> float | None:
     """Training minus validation accuracy at the last epoch: how much a model learnt its speakers by heart."""
     train, val = history.get("accuracy") or [], history.get("val_accuracy") or []
@@ -108,6 +126,7 @@ def comparison_rows(infos: Sequence[ModelInfo], latency_ms: Mapping[str, float] 
                 "size_kb": round(meta["size_bytes"] / 1024, 1),
                 "accuracy": float(meta["test_accuracy"]),
                 **{f"acc_{label}": float(v) for label, v in meta["per_class_accuracy"].items()},
+                **open_world_columns(meta),
                 "latency_ms": latency_ms.get(info.name),
                 "train_s": round(float(meta["train_seconds"]), 1),
                 "epochs": epochs,
@@ -212,18 +231,28 @@ class Mistake:
         return f"{Path(self.path).parent.name}/{Path(self.path).name}"
 
 
-def misclassified(evaluation: Evaluation, model: str, labels: Sequence[str] = config.LABELS) -> list[Mistake]:
-    """The clips ``model`` gets wrong, its most confident mistakes first."""
+def misclassified(evaluation: Evaluation, model: str, labels: Sequence[str] | None = None) -> list[Mistake]:
+    """The clips ``model`` gets wrong, its most confident mistakes first. A clip's true word is in the four-label
+    order (``other`` for other words and noise); each model's answer is read in its own label order, so a
+    three-label model is wrong on every other word."""
     if model not in evaluation.predictions:
         raise KeyError(f"no predictions for {model!r}; have {', '.join(evaluation.predictions)}")
-    wrong = np.flatnonzero(evaluation.predictions[model].argmax(axis=1) != evaluation.y_true)
+    truth = [config.LABEL_SETS[0][int(y)] for y in evaluation.y_true]
+
+    def words(name: str) -> list[str]:
+        own = labels or evaluation.labels.get(name) or config.LABEL_SETS[0]
+        return [own[int(i)] for i in evaluation.predictions[name].argmax(axis=1)]
+
+    said = {name: words(name) for name in evaluation.predictions}
     mistakes = []
-    for i in wrong:
-        answers = {}
-        for name, probs in evaluation.predictions.items():
-            best = int(np.argmax(probs[i]))
-            answers[name] = Answer(word=labels[best], confidence=float(probs[i][best]))
-        mistakes.append(Mistake(evaluation.paths[i], labels[int(evaluation.y_true[i])], model, answers))
+    for i, true_word in enumerate(truth):
+        if said[model][i] == true_word:
+            continue
+        answers = {
+            name: Answer(word=said[name][i], confidence=float(probs[i].max()))
+            for name, probs in evaluation.predictions.items()
+        }
+        mistakes.append(Mistake(evaluation.paths[i], true_word, model, answers))
     return sorted(mistakes, key=lambda m: (-m.predicted.confidence, m.path))
 
 

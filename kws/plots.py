@@ -411,3 +411,44 @@ def feature_maps(
         )
         labels[-1] |= dict(showarrow=False, font=dict(size=11))
     return _figure(traces, title, height=150 * rows + 70, annotations=labels, **axes)
+
+
+#: One colour per model on a shared chart (Plotly's default sequence).
+_PALETTE = ("#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880")
+
+#: The smallest rate a DET chart's log axes show: a rate of zero sits on this floor.
+DET_FLOOR = 1e-3
+
+
+def det_chart(curves: dict[str, dict[str, list[float]]], operating: float, title: str = "") -> go.Figure:
+    """False rejects against false accepts as the threshold moves (:func:`kws.evaluate.det_curve`), one line per
+    model on log axes (rates of zero on :data:`DET_FLOOR`), each with a dot at threshold ``operating``."""
+    traces: list[dict[str, Any]] = []
+    for i, (name, det) in enumerate(curves.items()):
+        colour = _PALETTE[i % len(_PALETTE)]
+        fa = np.maximum(np.nan_to_num(det["false_accept_rate"], nan=1.0), DET_FLOOR)
+        fr = np.maximum(np.nan_to_num(det["false_reject_rate"], nan=1.0), DET_FLOOR)
+        at = int(np.argmin(np.abs(np.asarray(det["threshold"]) - operating)))
+        line = dict(color=colour, width=2)
+        traces.append(dict(type="scatter", x=fa.tolist(), y=fr.tolist(), mode="lines", name=name, line=line))
+        traces.append(
+            dict(
+                type="scatter",
+                x=[float(fa[at])],
+                y=[float(fr[at])],
+                mode="markers",
+                name=f"{name} at {operating:.0%}",
+                marker=dict(size=9, color=colour),
+                showlegend=False,
+                hovertemplate=f"{name} at {operating:.0%}: %{{x:.1%}} false accepts, %{{y:.1%}} false rejects<extra></extra>",
+            )
+        )
+    axis = dict(type="log", range=[np.log10(DET_FLOOR), 0], tickformat=".1%")
+    return _figure(
+        traces,
+        title,
+        height=380,
+        showlegend=True,
+        xaxis=_axis("false accepts (other words named as a keyword)", **axis),
+        yaxis=_axis("false rejects (keywords missed)", **axis),
+    )

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import platform
 import shutil
@@ -422,13 +423,20 @@ def fit_one(
     settings: FeatureSettings,
     listener: _Listener,
     shared: AugmentedEpochs | None = None,
+    start_from: Path | None = None,
 ):
     """Build, compile and fit one architecture; returns the model and its history.
 
     ``shared``: the run's augmented variants, common to all its models (made here when training one alone).
+    ``start_from``: a ``.keras`` file of this architecture to go on from instead of random weights
+    (:func:`warm_start`).
     """
     keras.utils.set_random_seed(cfg.seed)
-    model = zoo.build(name, features.shapes(settings).input_shape, len(cfg.labels), data.stats, bands=settings.n_mels)
+    if start_from is not None:
+        model = warm_start(start_from, len(cfg.labels))
+    else:
+        shape = features.shapes(settings).input_shape
+        model = zoo.build(name, shape, len(cfg.labels), data.stats, bands=settings.n_mels)
     # mixup's targets are blends of two labels, so its runs learn from (and are validated on) one-hot targets;
     # with one-hot labels the loss is the same cross-entropy, so the two kinds of run report comparable figures
     soft = cfg.mixup > 0
@@ -453,6 +461,27 @@ def fit_one(
         if shared is None:
             variants.close()
     return model, history.history
+
+
+def warm_start(path: Path, n_classes: int):
+    """The model in ``path`` with an output layer of ``n_classes``: a three-label model going on to learn
+    ``other`` keeps everything it knows, and its new output starts from the mean of the old ones' weights with a
+    bias that makes ``other`` unlikely at first, so its first answers are still its old ones."""
+    old = keras.models.load_model(path, compile=False)
+    head = old.layers[-1]
+    kernel, bias = head.get_weights()
+    if kernel.shape[1] == n_classes:
+        return old
+    if kernel.shape[1] > n_classes:
+        raise ValueError(f"{path.name} answers {kernel.shape[1]} labels; cannot go on to learn only {n_classes}")
+    extra = n_classes - kernel.shape[1]
+    out = keras.layers.Dense(n_classes, activation="softmax", name=head.name + "_open")(head.input)
+    model = keras.Model(old.inputs, out, name=old.name)
+    mean = kernel.mean(axis=1, keepdims=True)
+    model.layers[-1].set_weights(
+        [np.concatenate([kernel] + [mean] * extra, axis=1), np.concatenate([bias, np.full(extra, bias.min() - 2.0)])]
+    )
+    return model
 
 
 def fit_callbacks(cfg: TrainConfig, listener: keras.callbacks.Callback) -> list[keras.callbacks.Callback]:
@@ -558,10 +587,12 @@ def train(
     data_dir: str | Path | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    start_from: str | Path | None = None,
 ) -> RunResult:
     """Train ``cfg.models`` and install them in ``out_dir`` atomically (other models there are kept).
 
-    Raises :class:`Cancelled` if ``cancel`` is set; ``out_dir`` is then exactly as before.
+    ``start_from``: a model folder whose ``<name>.keras`` each model goes on from (:func:`warm_start`), recorded
+    in its metadata. Raises :class:`Cancelled` if ``cancel`` is set; ``out_dir`` is then exactly as before.
     """
     progress = progress or Progress()
     settings = cfg.settings
@@ -584,12 +615,16 @@ def train(
                 raise Cancelled("training was cancelled")
             t0 = time.perf_counter()
             listener = _Listener(name, index, len(cfg.models), cfg.epochs, progress, cancel)
-            model, history = fit_one(name, data, cfg, settings, listener, shared)
+            origin = Path(start_from) / f"{name}.keras" if start_from is not None else None
+            model, history = fit_one(name, data, cfg, settings, listener, shared, origin)
             if cancel is not None and cancel.is_set():
                 raise Cancelled("training was cancelled")
             seconds = time.perf_counter() - t0
             scores = score(model, data.x["test"], data.y["test"], cfg.labels)
             meta = build_meta(name, model, scores, history, cfg, settings, seconds, data)
+            if origin is not None:
+                digest = hashlib.sha256(origin.read_bytes()).hexdigest()
+                meta["started_from"] = {"file": origin.name, "sha256": digest}
             keras_path = staging / f"{name}.keras"
             clean = save_for_inference(model, keras_path)
             meta["size_bytes"] = keras_path.stat().st_size

@@ -150,7 +150,9 @@ def _model_table(models_dir: str, stamp: float) -> list[dict]:
             "model": i.name,
             "architecture": i.meta["architecture"],
             "parameters": i.meta["params"],
+            "labels": len(i.labels),
             "test accuracy": i.meta["test_accuracy"],
+            "false accepts": (i.meta.get("open_world", {}).get("test") or {}).get("false_accept_rate"),
             "preset": features.label(i.meta["feature_settings"]),
         }
         for i in store.list_models(models_dir)
@@ -722,7 +724,8 @@ def comparison_columns(rows: list[dict]) -> dict:
 
     keys = list(rows[0]) if rows else []
     formats = {"params": "localized", "latency_ms": "%.1f", "train_s": "%.0f"}
-    formats |= {k: "percent" for k in keys if k == "accuracy" or k.startswith("acc_")}
+    rates = ("accuracy", "keyword_accuracy", "false_accept_rate", "false_reject_rate")
+    formats |= {k: "percent" for k in keys if k in rates or k.startswith("acc_")}
     config: dict = {}
     for k in keys:
         label, tip = column_title(k), column_help(k)
@@ -749,6 +752,32 @@ def _evaluation(models_dir: str, stamp: float, data_dir: str, data_stamp: float,
 
     # the cached predictor's models: loading and compiling all six again cost seconds more per set
     return evaluate(models_dir, data_dir, split, models=_predictor(models_dir, stamp).models)
+
+
+def det_view(key: str) -> None:
+    """Every model's DET curve on the test split on one chart, the app's operating point marked on each; a
+    caption instead where there is no dataset or the models cannot load (the page's last part says why)."""
+    from kws import plots
+    from kws.config import LOW_CONFIDENCE
+    from kws.dataset import DatasetMissingError
+
+    try:
+        result = evaluation("test")
+    except (DatasetMissingError, store.ModelStoreError):
+        st.caption("The curves need the test split and loadable models: see below.")
+        return
+    if not any(s.other_clips and s.keyword_clips for s in result.open.values()):
+        st.info("The test split holds no clips of other words or noise, so there are no false accepts to count.")
+        return
+    curves = {name: result.det(name) for name in result.predictions}
+    st.plotly_chart(plots.det_chart(curves, LOW_CONFIDENCE), key=key)
+    first = next(iter(result.open.values()))
+    st.caption(
+        f"Each line moves the confidence a keyword answer needs from 0 to 100%: {first.other_clips:,} test clips "
+        f"of other words and noise give the false accepts, {first.keyword_clips:,} keyword clips the false "
+        f"rejects (answered other, or not sure). Dots: the app's operating point, {LOW_CONFIDENCE:.0%}. Lower "
+        "left is better; a three-label model cannot answer other, so it starts at 100% false accepts."
+    )
 
 
 def evaluation(split: str = "test"):

@@ -40,7 +40,9 @@ st.caption(
 )
 
 st.subheader("Confusion matrices")
-st.caption("Rows: the true word; columns: what the model said. Colour: share of the row, 0 to 100% for every model.")
+st.caption(
+    "Rows: the true word (other: other words and noise); columns: what the model said. Colour: share of the row."
+)
 ui.in_groups(
     infos,
     lambda i: st.plotly_chart(
@@ -49,6 +51,9 @@ ui.in_groups(
     key="compare_confusions",
     border=False,
 )
+
+st.subheader("Other words: false accepts against false rejects")
+ui.det_view(key="compare_det")
 
 st.subheader("Training")
 st.dataframe(training, hide_index=True, column_config=ui.comparison_columns(training))

@@ -87,6 +87,11 @@ def test_with_the_dataset_every_part_shows(data_dir: Path) -> None:
     check_metadata_parts(at)
     assert any("timed on 9 test clips" in c.value for c in at.caption)
     assert at.radio(key="compare_x_axis").options == ["latency per clip", "parameters"]
+    (det,) = charts(at, "compare_det")  # the real dataset has other words in its test split
+    lines = [t for t in det["data"] if t["mode"] == "lines"]
+    assert [t["name"] for t in lines] == model_names()
+    assert all(0 < min(t["x"]) and max(t["y"]) <= 1 for t in lines)
+    assert any("operating point, 60%" in c.value for c in at.caption)
     at.radio(key="compare_x_axis").set_value("params").run()
     (scatter,) = charts(at, "compare_tradeoff")
     assert scatter["data"][0]["x"] == list(at.main.dataframe[0].value["params"])

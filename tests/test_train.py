@@ -223,3 +223,33 @@ def test_mixup_out_of_range_is_refused() -> None:
     for bad in (-0.1, 2.5):
         with pytest.raises(ValueError, match="mixup"):
             train.TrainConfig(mixup=bad)
+
+
+def test_a_three_label_model_goes_on_to_learn_other_keeping_its_answers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    feats = rng.normal(size=(16, 11, 20)).astype(np.float32)
+    flat = feats.reshape(-1, 20)
+    old = train.zoo.build("perceptron", (11, 20), 3, (flat.mean(0), flat.var(0)))
+    old.save(tmp_path / "perceptron.keras")
+    model = train.warm_start(tmp_path / "perceptron.keras", 4)
+    assert model.output_shape == (None, 4)
+    before, after = old.predict(feats, verbose=0), model.predict(feats, verbose=0)
+    np.testing.assert_array_equal(after[:, :3].argmax(1), before.argmax(1))  # the same words at first
+    assert after[:, 3].max() < after[:, :3].max(1).min()  # and other unlikely until it is learnt
+    assert train.warm_start(tmp_path / "perceptron.keras", 3).output_shape == (None, 3)
+    with pytest.raises(ValueError, match="cannot go on"):
+        train.warm_start(tmp_path / "perceptron.keras", 2)
+
+
+def test_real_noise_is_mixed_into_augmented_variants() -> None:
+    windows = np.zeros((40, 16000), np.float32)
+    windows[:, 4000:12000] = 0.3 * np.sin(np.linspace(0, 900, 8000, dtype=np.float32))
+    hum = np.sin(2 * np.pi * 50 * np.arange(16000) / 16000).astype(np.float32)
+    bank = train.noise_bank([hum, np.zeros(16000, np.float32)], 16000)
+    assert bank.shape == (1, 32000)  # the silent clip is left out
+    np.testing.assert_allclose(np.sqrt(np.mean(bank**2)), 1.0, rtol=1e-3)
+    out = train.augment(windows, np.random.default_rng(0), 1, max_shift=0, noise=bank)
+    # where the word is silent, a hum at 50 Hz appears in some rows: the real noise, not generated noise
+    quiet = out[:, :3000]
+    hums = [_peak_hz(row[:2048]) < 80 for row in quiet if np.abs(row).max() > 0]
+    assert any(hums) and not all(hums)
