@@ -94,6 +94,29 @@ def known_clips(predictor) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def other_clip(predictor) -> Path:
+    """A test-split clip of another word (not a keyword) that every model with an ``other`` answer answers other,
+    chosen deterministically (the first in path order among 60); skips for a model set without ``other``."""
+    from kws import config, dataset
+    from kws.audio import load_audio
+
+    path = Path(os.environ["KWS_DATA_DIR"])
+    if not path.is_dir():
+        pytest.skip(f"no Speech Commands dataset at {path}")
+    if not any(config.OTHER in m.labels for m in predictor.models):
+        pytest.skip("no model of this set answers other")
+    items = dataset.scan(path, other=True)
+    candidates = [it for it in items if it.label == config.OTHER and not it.is_noise and it.split == "test"][:60]
+    for item in candidates:
+        prediction = predictor.predict_clip(load_audio(item.path))
+        if not prediction.no_speech and all(
+            a.word == config.OTHER for a, m in zip(prediction.answers, predictor.models) if config.OTHER in m.labels
+        ):
+            return item.path
+    pytest.skip("no test clip of another word that every model answers other")
+
+
+@pytest.fixture(scope="session")
 def known_clip(known_clips) -> tuple[Path, str]:
     """One of :func:`known_clips`: ``(path, word)``, trying cat, happy, bed in that order."""
     if not known_clips:

@@ -201,6 +201,18 @@ def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     assert [t.label for t in at.tabs] == ["MFCC (every model's input)", "Log-mel (what the CNNs see)"]
 
 
+def test_another_word_is_said_to_be_none_of_the_three(try_it: AppTest, other_clip, predictor) -> None:
+    at = upload(try_it, other_clip.name, other_clip.read_bytes())
+    (headline,) = [s.value for s in at.subheader]
+    assert headline.startswith("Not one of the three words (")
+    answers = at.session_state["tryit_result"]["prediction"].answers
+    four = [a for a, m in zip(answers, predictor.models) if "other" in m.labels]
+    shown = [m.value for m in at.metric if m.label == "predicted"]
+    assert shown.count("other") == len(four)
+    bars = [p.proto.text for p in at.get("progress")]
+    assert sum(t.startswith("other ") for t in bars) == len(four)  # the other bar beside the three words
+
+
 def test_browser_recorder_known_clip(try_it: AppTest, known_clip) -> None:
     path, word = known_clip
     data = wav_bytes(np.concatenate([np.zeros(8000, np.float32), load_audio(path).samples]))
