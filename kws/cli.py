@@ -15,7 +15,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -144,32 +144,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: 
 
 
 def train_config(args: argparse.Namespace) -> Any:
-    """The ``TrainConfig`` a namespace of ``train``'s options asks for; options it lacks or leaves unset keep their
-    defaults (``experiments/cv.py`` takes a subset). A bad combination raises :class:`UsageError`."""
-    from kws.options import TrainConfig
+    """The ``TrainConfig`` a namespace of ``train``'s options asks for (flags as :func:`add_train_options` makes
+    them); options it lacks or leaves unset keep their defaults (``experiments/cv.py`` takes a subset). A bad
+    value or combination raises :class:`UsageError`."""
+    from kws.options import OPTIONS, TrainConfig
 
-    options: dict[str, Any] = {"preset": args.preset, "augment": not getattr(args, "no_augment", False)}
-    renamed = {"lr": "learning_rate", "copies": "augment_copies"}
-    for key in (
-        "epochs",
-        "batch_size",
-        "seed",
-        "schedule",
-        "speed",
-        "masks",
-        "mixup",
-        "patience",
-        "fit_on",
-        "stop_at",
-        "centre",
-        *renamed,
-    ):
-        if getattr(args, key, None) is not None:
-            options[renamed.get(key, key)] = getattr(args, key)
-    if getattr(args, "models", None):
-        options["models"] = tuple(args.models)
+    chosen: dict[str, Any] = {}
+    for spec in OPTIONS.values():
+        value = getattr(args, spec.dest, None)
+        if spec.kind is bool:
+            if value:  # a switch's flag turns it from its default
+                chosen[spec.name] = not spec.default
+        elif value is not None:
+            chosen[spec.name] = tuple(value) if spec.kind is tuple else value
     try:
-        return TrainConfig(**options)
+        return TrainConfig(**chosen)
     except ValueError as err:
         raise UsageError(str(err)) from err
 
@@ -177,11 +166,11 @@ def train_config(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from kws import dataset
 
-    dataset.scan(args.data_dir)  # no dataset: exit 2 before TensorFlow loads
+    cfg = train_config(args)  # bad options or no dataset: exit 2 before TensorFlow loads
+    dataset.scan(args.data_dir)
     _load_tensorflow()
     from kws.train import Progress, train
 
-    cfg = train_config(args)
     out = Path(args.out) if args.out else config.SHIPPED_MODELS_DIR
     started: dict[str, float] = {}
 
@@ -429,29 +418,39 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --- parser and entry point ----------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _number(kind: type) -> Callable[[str], float]:
+    """An argparse type for a whole number or a number; the option's range is checked by ``TrainConfig``."""
+
+    def parse(text: str) -> float:
+        try:
+            return kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+    return parse
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must lie between 0 and 1")
-    return value
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per training option (:data:`kws.options.OPTIONS`): its help, choices and default from there."""
+    from kws.options import OPTIONS
+
+    for spec in OPTIONS.values():
+        if spec.kind is bool:
+            parser.add_argument(spec.flag, action="store_true", default=None, help=spec.help)
+            continue
+        shown = "all" if spec.default == spec.choices else spec.default
+        help_text = spec.help if spec.default is None else f"{spec.help} (default: {shown})"
+        if spec.kind is tuple:
+            kind: dict[str, Any] = {"nargs": "+", "choices": list(spec.choices)}
+        elif spec.choices:
+            kind = {"choices": list(spec.choices)}
+        else:
+            kind = {"type": _number(spec.kind)}
+        parser.add_argument(spec.flag, metavar=spec.metavar, help=help_text, **kind)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kws.features import PRESETS  # numpy/librosa only, no TensorFlow
-
     parser = _Parser(
         prog="python -m kws", description="Keyword Studio: spot the words " + ", ".join(config.LABELS) + "."
     )
@@ -461,43 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train models and install them atomically")
-    p.add_argument(
-        "--models",
-        nargs="+",
-        metavar="NAME",
-        choices=list(config.ARCHITECTURES),
-        help=f"architectures to train: {', '.join(config.ARCHITECTURES)} (default: all)",
-    )
-    p.add_argument("--epochs", type=_positive_int, help="most epochs per model (early stopping may end sooner)")
-    p.add_argument("--preset", choices=list(PRESETS), default="standard", help="feature preset (default: standard)")
+    add_train_options(p)
     p.add_argument("--out", metavar="DIR", help=f"model folder to write into (default: {config.SHIPPED_MODELS_DIR})")
     p.add_argument("--data-dir", metavar="DIR", help="dataset folder (default: KWS_DATA_DIR)")
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--lr", type=_rate, metavar="RATE", help="learning rate")
-    p.add_argument("--no-augment", action="store_true", help="train on the clips as recorded")
-    p.add_argument("--copies", type=int, metavar="N", help="fresh augmented variants of each clip per epoch")
-    p.add_argument("--speed", type=float, metavar="F", help="speed perturbation: rates in 1 ± F (0 = off)")
-    p.add_argument("--masks", type=int, metavar="N", help="SpecAugment: N time and N coefficient masks per variant")
-    p.add_argument("--mixup", type=float, metavar="A", help="mixup: blend examples with weights ~ Beta(A, A) (0 = off)")
-    p.add_argument(
-        "--centre", action="store_true", default=None, help="centre each window on its energy (for a linear model)"
-    )
-    p.add_argument("--schedule", choices=list(config.SCHEDULES), help="learning-rate schedule")
-    p.add_argument(
-        "--patience",
-        type=int,
-        metavar="N",
-        help="early stopping after N epochs without progress (0 = off, keep the last)",
-    )
-    p.add_argument(
-        "--stop-at", type=_positive_int, metavar="N", help="end after epoch N of the schedule and keep its weights"
-    )
-    p.add_argument(
-        "--fit-on",
-        choices=list(config.FIT_ON),
-        help="train+validation: final refit of a recipe chosen on validation (no early stopping: see --stop-at)",
-    )
-    p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score every model; prints a markdown table")

@@ -45,22 +45,6 @@ LIMIT_ENV = "KWS_TRAIN_LIMIT"
 LOCK_FILE = "train.lock"
 STATUS_FILE = "training.json"
 
-#: Defaults that finish in about three minutes on two CPU cores with the whole dataset.
-DEFAULT_MODELS: tuple[str, ...] = ("perceptron", "cnn1", "cnn2_dropout")
-DEFAULT_EPOCHS = 10
-#: The Retrain page's augmentation switch, in words that match what kws.train does with its defaults.
-AUGMENT_LABEL = (
-    "Augment (speed ±10%, shift, gain, noise, SpecAugment masks: a fresh variant of each training clip every epoch)"
-)
-#: What a run may learn from (``config.FIT_ON``), in the Retrain page's words.
-FIT_ON_LABELS: dict[str, str] = {
-    "train": "the train split (early stopping watches the validation split)",
-    "train+validation": "train + validation: the final refit, as the shipped best had (no early stopping)",
-}
-CENTRE_LABEL = "Centre each window on its energy before the MFCCs (what the shipped perceptron learnt from)"
-BATCH_SIZES: tuple[int, ...] = (32, 64, 128, 256)
-LEARNING_RATES: tuple[float, ...] = (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
-
 #: Milliseconds per training example per epoch (fit + validation) on two CPU cores, tensorflow-cpu 2.21.
 #: perceptron, cnn1 and best come from the shipped models' train_seconds; the others were measured with
 #: synthetic batches on the same machine and scaled by the ratio seen for the first three.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kws import config, jobs, modelsets, ui
+from kws import config, forms, jobs, modelsets, ui
 from kws.dataset import DatasetMissingError
-from kws.features import PRESETS
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
@@ -70,30 +69,18 @@ elif counts is not None:
         + ", ".join(f"{split} {n:,}" for split, n in counts.items())
         + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else "")
     )
-    models = st.pills(
-        "Models", list(config.ARCHITECTURES), selection_mode="multi", default=list(jobs.DEFAULT_MODELS), wrap=True,
-        format_func=lambda n: f"{n}: {config.ARCHITECTURES[n]}", key="retrain_models",
-    )  # fmt: skip
-    col1, col2, col3, col4 = st.columns(4)
-    preset = col1.radio("Features", list(PRESETS), key="retrain_preset", help="lecture: 11 frames x 20 MFCCs")
-    epochs = col2.number_input("Epochs (at most)", 1, 200, jobs.DEFAULT_EPOCHS, key="retrain_epochs")
-    batch = col3.select_slider("Batch size", jobs.BATCH_SIZES, 64, key="retrain_batch")
-    rate = col4.select_slider("Learning rate", jobs.LEARNING_RATES, 2e-3, key="retrain_lr")
-    augment = st.toggle(jobs.AUGMENT_LABEL, True, key="retrain_aug")
+    chosen = forms.widgets("models")
+    for column, name in zip(st.columns(4), ("preset", "epochs", "batch_size", "learning_rate")):
+        with column:
+            chosen |= forms.widgets(name)
+    chosen |= forms.widgets("augment", "other")
     with st.expander("What to learn from, centring, and the seed"):
-        fit_on = st.radio("Learn from", list(jobs.FIT_ON_LABELS), format_func=jobs.FIT_ON_LABELS.get, key="retrain_fit")
-        centre = st.toggle(jobs.CENTRE_LABEL, False, key="retrain_centre")
-        seed = st.number_input(
-            "Seed (the same seed and settings give the same model)", 0, 2**31 - 1, 42, key="retrain_seed"
-        )
+        chosen |= forms.widgets("fit_on", "centre", "seed")
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
-    if models:
-        cfg = jobs.make_config(
-            models=models, preset=preset, epochs=int(epochs), batch_size=batch, learning_rate=rate, augment=augment,
-            fit_on=fit_on, seed=int(seed), centre=centre,
-        )  # fmt: skip
+    if chosen["models"]:
+        cfg = jobs.make_config(**chosen)
         st.caption(jobs.estimate(cfg, counts).describe())
-    if st.button("Start training", type="primary", disabled=not models, key="retrain_start"):
+    if st.button("Start training", type="primary", disabled=not chosen["models"], key="retrain_start"):
         try:
             st.session_state.retrain_job = manager.start(cfg, owner=owner).id
             st.rerun()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kws import config, jobs, modelsets, store
+from kws import config, jobs, modelsets, options, store
 from kws.dataset import DatasetMissingError
 
 TINY = dict(limit_per_split=6, batch_size=4, augment_copies=1)
@@ -101,7 +101,7 @@ def test_estimate_uses_past_runs_where_it_has_them_else_the_cost_table() -> None
 
 
 def test_default_settings_are_estimated_to_finish_in_a_few_minutes(data_dir: Path) -> None:
-    cfg = jobs.make_config(models=jobs.DEFAULT_MODELS, epochs=jobs.DEFAULT_EPOCHS, limit_per_split=None)
+    cfg = jobs.make_config(**options.page_defaults(), limit_per_split=None)
     est = jobs.estimate(cfg, jobs.split_counts(data_dir), rates={})
     assert 30 < est.total_seconds < 5 * 60
 

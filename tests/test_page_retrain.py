@@ -14,7 +14,7 @@ import pytest
 from _audio_util import make_model_set
 from streamlit.testing.v1 import AppTest
 
-from kws import config, jobs, modelsets, store, ui
+from kws import config, jobs, modelsets, options, store, ui
 from kws.dataset import missing_message
 
 ROOT = Path(__file__).absolute().parent.parent
@@ -54,8 +54,8 @@ def button(at: AppTest, label: str):
 
 def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> None:
     at = open_page()
-    assert at.button_group(key="retrain_models").value == list(jobs.DEFAULT_MODELS)
-    assert at.number_input(key="retrain_epochs").value == jobs.DEFAULT_EPOCHS
+    assert at.button_group(key="retrain_models").value == list(options.page_defaults()["models"])
+    assert at.number_input(key="retrain_epochs").value == options.page_defaults()["epochs"]
     assert at.radio(key="retrain_preset").options == ["standard", "lecture"]
     shown = texts(at)
     assert "Expected time" in shown and "Estimated from" in shown
@@ -64,6 +64,23 @@ def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> 
     assert button(at, "Start training") is not None
     sets = at.dataframe[0].value
     assert list(sets["set"]) == [modelsets.SHIPPED] and list(sets["in use"]) == ["✓"]
+
+
+def test_the_other_switch_reaches_the_run(runs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+
+    def start(self, cfg, owner="someone", data_dir=None):  # records what the page asks for, trains nothing
+        asked.append(cfg)
+        raise jobs.Busy("recorded")
+
+    monkeypatch.setattr(jobs.TrainingManager, "start", start)
+    at = open_page()
+    other = at.toggle(key="retrain_other")
+    assert other.label == "Learn 'other' from the other words" and other.value is True
+    other.set_value(False).run()
+    button(at, "Start training").click().run()
+    assert not at.exception, at.exception
+    assert [cfg.other for cfg in asked] == [False] and "recorded" in texts(at)
 
 
 def test_without_dataset_the_page_says_how_to_get_it(runs: Path, tmp_path: Path, monkeypatch) -> None:
