@@ -9,12 +9,19 @@ training starts; only the child process that trains (:mod:`kws.train`) loads Ten
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from kws import config, features
+
+logger = logging.getLogger(__name__)
+
+#: ``KWS_TRAIN_LIMIT=N``: at most about N clips per split in the app's runs (tests and demos of a few seconds).
+LIMIT_ENV = "KWS_TRAIN_LIMIT"
 
 
 def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
@@ -272,6 +279,26 @@ OPTIONS: dict[str, Option] = {
 def page_defaults() -> dict[str, Any]:
     """The Retrain page's starting value of every option it shows (defaults that train in a few minutes)."""
     return {name: spec.page_default for name, spec in OPTIONS.items() if spec.widget is not None}
+
+
+def train_limit() -> int | None:
+    """``KWS_TRAIN_LIMIT`` as a positive int, else None (the whole dataset)."""
+    raw = os.environ.get(LIMIT_ENV, "").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        if raw:
+            logger.warning("ignoring %s=%r: not an integer", LIMIT_ENV, raw)
+        return None
+    return value if value > 0 else None
+
+
+def make_config(**kwargs: Any) -> TrainConfig:
+    """A ``TrainConfig`` for the app's runs, limited by ``KWS_TRAIN_LIMIT`` unless ``limit_per_split`` is given."""
+    kwargs.setdefault("limit_per_split", train_limit())
+    if "models" in kwargs:
+        kwargs["models"] = tuple(kwargs["models"])
+    return TrainConfig(**kwargs)
 
 
 @dataclass

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from kws import config, forms, jobs, modelsets, ui
+from kws import config, forms, modelsets, ui
 from kws.dataset import DatasetMissingError
+from kws.estimate import estimate, split_counts
+from kws.jobs import Busy
+from kws.options import LIMIT_ENV, make_config, train_limit
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
 
@@ -34,9 +37,9 @@ def live() -> None:
 
 
 job = manager.current()
-limit = jobs.train_limit()
+limit = train_limit()
 try:
-    counts = jobs.split_counts(config.data_dir(), limit)
+    counts = split_counts(config.data_dir(), limit)
 except DatasetMissingError as err:
     counts = None
     st.warning(str(err))
@@ -67,7 +70,7 @@ elif counts is not None:
     st.caption(
         "Runs in the background; the shipped models are never overwritten. Clips per split: "
         + ", ".join(f"{split} {n:,}" for split, n in counts.items())
-        + (f" (limited by {jobs.LIMIT_ENV}={limit})" if limit else "")
+        + (f" (limited by {LIMIT_ENV}={limit})" if limit else "")
     )
     chosen = forms.widgets("models")
     for column, name in zip(st.columns(4), ("preset", "epochs", "batch_size", "learning_rate")):
@@ -78,13 +81,13 @@ elif counts is not None:
         chosen |= forms.widgets("fit_on", "centre", "seed")
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
     if chosen["models"]:
-        cfg = jobs.make_config(**chosen)
-        st.caption(jobs.estimate(cfg, counts).describe())
+        cfg = make_config(**chosen)
+        st.caption(estimate(cfg, counts).describe())
     if st.button("Start training", type="primary", disabled=not chosen["models"], key="retrain_start"):
         try:
             st.session_state.retrain_job = manager.start(cfg, owner=owner).id
             st.rerun()
-        except (jobs.Busy, DatasetMissingError) as err:
+        except (Busy, DatasetMissingError) as err:
             st.warning(str(err))
 
 ui.model_sets(key="retrain")

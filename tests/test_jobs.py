@@ -18,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from kws import config, jobs, modelsets, options, store
+from kws import config, jobs, modelsets, store
 from kws.dataset import DatasetMissingError
+from kws.estimate import Estimate
+from kws.jobs.manager import LOCK_FILE, STATUS_FILE, new_set_name
+from kws.options import make_config
 
 TINY = dict(limit_per_split=6, batch_size=4, augment_copies=1)
 
@@ -47,80 +50,14 @@ def shipped_stamp() -> dict[str, int]:
 # -- without training ---------------------------------------------------------------------------------------
 
 
-def test_train_limit_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(jobs.LIMIT_ENV, raising=False)
-    assert jobs.train_limit() is None
-    for raw, expected in (("12", 12), ("0", None), ("-3", None), ("many", None)):
-        monkeypatch.setenv(jobs.LIMIT_ENV, raw)
-        assert jobs.train_limit() == expected
-    monkeypatch.setenv(jobs.LIMIT_ENV, "9")
-    assert jobs.make_config(models=["perceptron"]).limit_per_split == 9
-
-
-def test_split_counts_mirror_the_training_limit(data_dir: Path) -> None:
-    full = jobs.split_counts(data_dir)
-    assert full["train"] > full["validation"] > 0 and full["test"] > 0
-    assert jobs.split_counts(data_dir, limit=6) == {"train": 6, "validation": 6, "test": 6}
-    assert jobs.split_counts(data_dir, limit=1) == {"train": 3, "validation": 3, "test": 3}  # one clip per word
-
-
-def test_split_counts_without_dataset_say_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(DatasetMissingError, match="KWS_DATA_DIR"):
-        jobs.split_counts(tmp_path)
-
-
-def test_estimate_uses_past_runs_where_it_has_them_else_the_cost_table() -> None:
-    cfg = jobs.make_config(models=["perceptron", "lstm"], epochs=10, limit_per_split=None)
-    counts = {"train": 1000, "validation": 100, "test": 100}
-    est = jobs.estimate(cfg, counts, rates={("perceptron", "standard"): 0.1})
-    assert est.sources == {"perceptron": "past runs", "lstm": "cost table"}
-    examples = 1000 * (1 + cfg.augment_copies)
-    assert est.per_model["perceptron"] == pytest.approx(jobs.MODEL_OVERHEAD_S + 0.1 * examples * 10 / 1000)
-    assert est.per_model["lstm"] == pytest.approx(
-        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * examples / 1000 * 10
-    )
-    assert est.total_seconds == pytest.approx(est.feature_seconds + sum(est.per_model.values()))
-    text = est.describe()
-    assert "Expected time" in text and "past runs" in text and "cost table" in text
-    # augmented variants are made once a run, for every model: the first model carries their cost
-    first = jobs.estimate(jobs.make_config(models=["lstm", "cnn1"], epochs=10), counts, rates={})
-    augment_s = 1000 * cfg.augment_copies * jobs.AUGMENT_MS["standard"] / 1000
-    assert first.per_model["lstm"] == pytest.approx(est.per_model["lstm"] + augment_s * 10)
-    no_aug = jobs.estimate(jobs.make_config(models=["lstm"], epochs=10, augment=False), counts, rates={})
-    assert no_aug.per_model["lstm"] == pytest.approx(
-        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * 1000 * 10 / 1000
-    )
-    assert "Early stopping may finish sooner" in no_aug.describe()
-    # a refit learns from the validation clips too, and runs every epoch
-    refit_cfg = jobs.make_config(models=["lstm"], epochs=10, augment=False, fit_on="train+validation")
-    refit = jobs.estimate(refit_cfg, counts, rates={})
-    assert refit.per_model["lstm"] == pytest.approx(
-        jobs.MODEL_OVERHEAD_S + jobs.COST_MS["standard"]["lstm"] * 1100 * 10 / 1000
-    )
-    assert "Early stopping" not in refit.describe() and not refit.early_stopping
-
-
-def test_default_settings_are_estimated_to_finish_in_a_few_minutes(data_dir: Path) -> None:
-    cfg = jobs.make_config(**options.page_defaults(), limit_per_split=None)
-    est = jobs.estimate(cfg, jobs.split_counts(data_dir), rates={})
-    assert 30 < est.total_seconds < 5 * 60
-
-
-def test_past_rates_come_from_full_runs_in_the_model_sets(runs: Path) -> None:
-    rates = jobs.past_rates()
-    for info in store.list_models(config.SHIPPED_MODELS_DIR):
-        if info.meta.get("split_counts", {}).get("train", 0) >= 1000:
-            assert rates[(info.name, info.meta["feature_settings"]["name"])] > 0
-
-
 def test_start_without_dataset_raises_and_frees_the_lock(runs: Path, tmp_path: Path) -> None:
     manager = jobs.TrainingManager()
-    cfg = jobs.make_config(models=["perceptron"], epochs=1, **TINY)
+    cfg = make_config(models=["perceptron"], epochs=1, **TINY)
     for _ in range(2):  # the second attempt is refused for the same reason, not as "busy"
         with pytest.raises(DatasetMissingError):
             manager.start(cfg, owner="ann", data_dir=tmp_path / "empty")
     assert manager.current() is None
-    assert not (runs / jobs.STATUS_FILE).exists()
+    assert not (runs / STATUS_FILE).exists()
 
 
 # -- tiny real runs ------------------------------------------------------------------------------------------
@@ -131,9 +68,7 @@ def test_a_short_run_writes_a_complete_set_and_leaves_the_active_one(runs: Path,
     before = shipped_stamp()
     manager = jobs.TrainingManager()
     seen: list[str] = []
-    job = manager.start(
-        jobs.make_config(models=["perceptron", "cnn1"], epochs=2, **TINY), owner="ann", data_dir=data_dir
-    )
+    job = manager.start(make_config(models=["perceptron", "cnn1"], epochs=2, **TINY), owner="ann", data_dir=data_dir)
     assert job.running and job.owner == "ann" and modelsets.SET_NAME.match(job.id)
     while (now := manager.current()) is not None and now.running:
         seen.append(now.state)
@@ -149,7 +84,7 @@ def test_a_short_run_writes_a_complete_set_and_leaves_the_active_one(runs: Path,
         assert all(key in info.meta for key in store.REQUIRED_META)
         assert info.meta["train_config"]["limit_per_split"] == 6 and info.meta["size_bytes"] > 0
     assert modelsets.active_models_dir() == config.SHIPPED_MODELS_DIR  # a run never switches the app by itself
-    assert sorted(p.name for p in runs.iterdir()) == sorted([job.id, jobs.LOCK_FILE])  # no staging, no status
+    assert sorted(p.name for p in runs.iterdir()) == sorted([job.id, LOCK_FILE])  # no staging, no status
     assert shipped_stamp() == before
 
 
@@ -164,7 +99,7 @@ def test_cancel_mid_run_leaves_the_active_set_and_writes_nothing(runs: Path, dat
     pointer = (runs / modelsets.ACTIVE_FILE).read_bytes()
 
     manager = jobs.TrainingManager()
-    cfg = jobs.make_config(models=["perceptron", "cnn1"], epochs=500, patience=500, **TINY)
+    cfg = make_config(models=["perceptron", "cnn1"], epochs=500, patience=500, **TINY)
     job = manager.start(cfg, owner="ann", data_dir=data_dir)
     wait_until(lambda: (j := manager.current()) and j.epoch >= 2, what="two epochs")
     asked = time.monotonic()
@@ -175,7 +110,7 @@ def test_cancel_mid_run_leaves_the_active_set_and_writes_nothing(runs: Path, dat
     assert final.state == "cancelled" and final.status_text.startswith("Cancelled")
     assert (runs / modelsets.ACTIVE_FILE).read_bytes() == pointer
     assert modelsets.active_models_dir() == old
-    expected = [old.name, jobs.LOCK_FILE, modelsets.ACTIVE_FILE, ".active.lock"]
+    expected = [old.name, LOCK_FILE, modelsets.ACTIVE_FILE, ".active.lock"]
     assert sorted(p.name for p in runs.iterdir()) == sorted(expected)  # no new set, no staging, no status
     assert not manager.cancel(job.id)  # nothing left to cancel
 
@@ -205,7 +140,7 @@ def test_train_stops_within_a_batch_or_two_of_cancel(tmp_path: Path, data_dir: P
 
     monkeypatch.setattr(train._Listener, "on_train_batch_end", counting)
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    cfg = jobs.make_config(models=["perceptron"], epochs=50, patience=50, **TINY)
+    cfg = make_config(models=["perceptron"], epochs=50, patience=50, **TINY)
     target = tmp_path / "set"
     with pytest.raises(train.Cancelled):
         train.train(cfg, target, data_dir, progress=train.Progress(on_epoch=on_epoch), cancel=cancel)
@@ -218,7 +153,7 @@ def test_train_stops_within_a_batch_or_two_of_cancel(tmp_path: Path, data_dir: P
 @pytest.mark.slow
 def test_cancel_before_training_starts(runs: Path, data_dir: Path) -> None:
     manager = jobs.TrainingManager()
-    job = manager.start(jobs.make_config(models=["perceptron"], epochs=3, **TINY), owner="ann", data_dir=data_dir)
+    job = manager.start(make_config(models=["perceptron"], epochs=3, **TINY), owner="ann", data_dir=data_dir)
     manager.cancel()
     final = manager.wait(60)
     assert final.state == "cancelled" and not final.histories
@@ -228,7 +163,7 @@ def test_cancel_before_training_starts(runs: Path, data_dir: Path) -> None:
 @pytest.mark.slow
 def test_two_concurrent_starts_one_is_refused(runs: Path, data_dir: Path) -> None:
     manager = jobs.TrainingManager()
-    cfg = jobs.make_config(models=["perceptron"], epochs=500, patience=500, **TINY)
+    cfg = make_config(models=["perceptron"], epochs=500, patience=500, **TINY)
     barrier = threading.Barrier(2)
     outcomes: list[object] = []
 
@@ -251,7 +186,7 @@ def test_two_concurrent_starts_one_is_refused(runs: Path, data_dir: Path) -> Non
 
     # a second manager on the same runs folder (as a second server process would be) is refused by the file lock
     other = jobs.TrainingManager()
-    wait_until(lambda: (runs / jobs.STATUS_FILE).exists(), what="status file")
+    wait_until(lambda: (runs / STATUS_FILE).exists(), what="status file")
     with pytest.raises(jobs.Busy, match=started[0].owner):
         other.start(cfg, owner="cy", data_dir=data_dir)
     seen = other.current()
@@ -259,25 +194,25 @@ def test_two_concurrent_starts_one_is_refused(runs: Path, data_dir: Path) -> Non
     manager.cancel()
     assert manager.wait(60).state == "cancelled"
     assert other.current() is None  # the run is over for everyone
-    again = other.start(jobs.make_config(models=["perceptron"], epochs=1, **TINY), owner="cy", data_dir=data_dir)
+    again = other.start(make_config(models=["perceptron"], epochs=1, **TINY), owner="cy", data_dir=data_dir)
     assert other.wait(60).state == "done" and (runs / again.id).is_dir()
 
 
 def test_a_run_in_another_process_is_shown_and_blocks_starting(runs: Path, data_dir: Path) -> None:
     runs.mkdir()
     foreign = jobs.Job(
-        id=jobs.new_set_name(),
+        id=new_set_name(),
         owner="dora",
-        cfg=jobs.make_config(models=["lstm"], epochs=3),
-        estimate=jobs.Estimate({"reading": 1.0, "features": 1.0}, {"lstm": 10.0}, {"lstm": "cost table"}),
+        cfg=make_config(models=["lstm"], epochs=3),
+        estimate=Estimate({"reading": 1.0, "features": 1.0}, {"lstm": 10.0}, {"lstm": "cost table"}),
         started=time.time(),
         state="training",
         epoch=2,
     )
-    (runs / jobs.STATUS_FILE).write_text(json.dumps(foreign.to_dict()))
+    (runs / STATUS_FILE).write_text(json.dumps(foreign.to_dict()))
     holder = subprocess.Popen(
         [sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR|os.O_CREAT); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(runs / jobs.LOCK_FILE)],
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(runs / LOCK_FILE)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -286,13 +221,13 @@ def test_a_run_in_another_process_is_shown_and_blocks_starting(runs: Path, data_
         seen = manager.current()
         assert seen is not None and seen.owner == "dora" and "lstm" in seen.summary and "epoch 2/3" in seen.summary
         with pytest.raises(jobs.Busy, match="dora"):
-            manager.start(jobs.make_config(models=["perceptron"], epochs=1, **TINY), data_dir=data_dir)
+            manager.start(make_config(models=["perceptron"], epochs=1, **TINY), data_dir=data_dir)
     finally:
         holder.kill()
         holder.wait()
     # the other process died without cleaning up: its status file is stale and is removed
     assert manager.current() is None
-    assert not (runs / jobs.STATUS_FILE).exists()
+    assert not (runs / STATUS_FILE).exists()
 
 
 def test_leftover_staging_folders_are_removed_when_a_run_starts(runs: Path, data_dir: Path) -> None:
@@ -302,20 +237,20 @@ def test_leftover_staging_folders_are_removed_when_a_run_starts(runs: Path, data
     unrelated = runs / ".something.staging-x"
     unrelated.mkdir()
     manager = jobs.TrainingManager()
-    manager.start(jobs.make_config(models=["perceptron"], epochs=1, **TINY), data_dir=data_dir)
+    manager.start(make_config(models=["perceptron"], epochs=1, **TINY), data_dir=data_dir)
     manager.cancel()
     manager.wait(60)
     assert not stale.exists() and unrelated.exists()
-    assert os.path.exists(runs / jobs.LOCK_FILE)
+    assert os.path.exists(runs / LOCK_FILE)
 
 
 def two_model_job(started: float) -> jobs.Job:
     """A run of perceptron then lstm, 4 epochs, expected to take 2 + 5 + 10 = 17 s."""
     return jobs.Job(
-        id=jobs.new_set_name(),
+        id=new_set_name(),
         owner="ada",
-        cfg=jobs.make_config(models=["perceptron", "lstm"], epochs=4),
-        estimate=jobs.Estimate({"reading": 1.0, "features": 1.0}, {"perceptron": 5.0, "lstm": 10.0}, {}),
+        cfg=make_config(models=["perceptron", "lstm"], epochs=4),
+        estimate=Estimate({"reading": 1.0, "features": 1.0}, {"perceptron": 5.0, "lstm": 10.0}, {}),
         started=started,
     )
 

@@ -15,6 +15,16 @@ def parse_train(*flags: str) -> TrainConfig:
     return cli.train_config(cli.build_parser().parse_args(["train", *flags]))
 
 
+def test_train_limit_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(options.LIMIT_ENV, raising=False)
+    assert options.train_limit() is None
+    for raw, expected in (("12", 12), ("0", None), ("-3", None), ("many", None)):
+        monkeypatch.setenv(options.LIMIT_ENV, raw)
+        assert options.train_limit() == expected
+    monkeypatch.setenv(options.LIMIT_ENV, "9")
+    assert options.make_config(models=["perceptron"]).limit_per_split == 9
+
+
 def test_every_option_is_a_field_of_train_config_with_its_default() -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     assert set(OPTIONS) == set(defaults) - {"limit_per_split"}
@@ -67,4 +77,4 @@ def test_the_retrain_page_starts_from_a_run_of_a_few_minutes() -> None:
     defaults = options.page_defaults()
     assert defaults["models"] == ("perceptron", "cnn1", "cnn2_dropout") and defaults["epochs"] == 10
     assert defaults["other"] is True and OPTIONS["other"].widget.label == "Learn 'other' from the other words"
-    TrainConfig(**defaults)  # a valid run as it stands
+    options.make_config(**defaults)  # a valid run as it stands

@@ -25,7 +25,7 @@ PAGE = str(ROOT / "pages" / "retrain.py")
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "runs"
     monkeypatch.setenv("KWS_RUNS_DIR", str(path))
-    monkeypatch.setenv(jobs.LIMIT_ENV, "6")
+    monkeypatch.setenv(options.LIMIT_ENV, "6")
     monkeypatch.delenv("KWS_DISABLE_RETRAIN", raising=False)
     ui.training_manager.clear()
     yield path
@@ -59,7 +59,7 @@ def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> 
     assert at.radio(key="retrain_preset").options == ["standard", "lecture"]
     shown = texts(at)
     assert "Expected time" in shown and "Estimated from" in shown
-    assert f"{jobs.LIMIT_ENV}=6" in shown
+    assert f"{options.LIMIT_ENV}=6" in shown
     assert "Clips per split: train 6, validation 6, test 6" in shown  # words, not a dict
     assert button(at, "Start training") is not None
     sets = at.dataframe[0].value
@@ -173,7 +173,7 @@ def test_a_retrained_set_can_be_deleted_but_not_the_one_in_use(runs: Path, data_
 @pytest.mark.slow
 def test_a_second_user_sees_who_is_training_and_cannot_start(runs: Path, data_dir: Path) -> None:
     manager = ui.training_manager()
-    cfg = jobs.make_config(models=["perceptron"], epochs=500, patience=500)
+    cfg = options.make_config(models=["perceptron"], epochs=500, patience=500)
     job = manager.start(cfg, owner="bob", data_dir=data_dir)
     at = open_page()
     assert "bob started training perceptron" in texts(at)
