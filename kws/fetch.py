@@ -1,10 +1,11 @@
 """Fetch the dataset: download the official Speech Commands archive and unpack only our three words, safely.
 
 The archive (about 1.4 GB) is streamed to a temporary file beside the destination and checked (length, and a
-SHA-256 when one is given), then read once from start to end. Only ``<word>/*.wav`` of the keywords and the
-README/LICENSE are kept; members with absolute paths or ``..``, links and devices are refused. Everything is
-unpacked into a temporary folder beside the destination and renamed into place at the end, so an interrupted
-fetch never leaves half a dataset where the app looks for one.
+SHA-256 when one is given), then read once from start to end. Only regular files ``<word>/*.wav`` of the
+keywords and the README/LICENSE are kept. Every member passes ``tarfile.data_filter`` first, which refuses
+paths that leave the destination, links that point out of it, and devices, and drops unsafe permission bits.
+Everything is unpacked into a temporary folder beside the destination and renamed into place at the end, so an
+interrupted fetch never leaves half a dataset where the app looks for one.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def download(url: str, target: Path, sha256: str | None = None, timeout: float =
 
 
 def safe_relpath(name: str) -> PurePosixPath | None:
-    """The member's path relative to the archive root, or None if it could land outside the destination."""
+    """A member's name as a clean path relative to the archive root, or None for one that is not (absolute, with
+    ``..``, a backslash or a drive): such a name is never one to keep, on any system the dataset lands on."""
     if not name or name.startswith(("/", "\\")) or "\\" in name or "\0" in name:
         return None
     path = PurePosixPath(name)
@@ -103,32 +105,26 @@ def wanted(rel: PurePosixPath, words: Sequence[str]) -> bool:
 
 
 def extract(archive: Path, into: Path, words: Sequence[str] = config.LABELS) -> Counter[str]:
-    """Copy the wanted regular files of a (compressed) tar into ``into`` in one pass; counts clips per word."""
+    """Unpack the wanted regular files of a (compressed) tar into ``into`` in one pass; counts clips per word."""
     counts: Counter[str] = Counter()
     refused = 0
     try:
         with tarfile.open(archive, mode="r|*") as tar:
             for member in tar:
-                rel = safe_relpath(member.name)
-                if rel is None and all(part in ("", ".") for part in member.name.split("/")):
-                    continue  # the archive's root folder itself
-                if rel is None:
+                try:
+                    member = tarfile.data_filter(member, str(into))
+                except tarfile.FilterError as err:
                     refused += 1
-                    logger.warning("refusing archive member %r: its path leaves the destination", member.name)
+                    logger.warning("refusing archive member %r: %s", member.name, err)
                     continue
-                if not wanted(rel, words):
+                rel = safe_relpath(member.name)
+                if rel is None or not wanted(rel, words):
                     continue
-                if not member.isfile():
+                if not member.isfile():  # a link or a device is never a clip, even inside the destination
                     refused += 1
                     logger.warning("refusing archive member %r: not a regular file", member.name)
                     continue
-                target = into.joinpath(*rel.parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                if source is None:
-                    continue
-                with source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out, _CHUNK)
+                tar.extract(member, into, set_attrs=False, filter="data")
                 counts[rel.parts[0] if len(rel.parts) == 2 else "_files"] += 1
     except (tarfile.TarError, EOFError, zlib.error) as err:
         raise FetchError(f"The archive is damaged or not a tar archive ({err}).") from err
