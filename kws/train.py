@@ -433,10 +433,10 @@ def fit_one(
     """
     keras.utils.set_random_seed(cfg.seed)
     if start_from is not None:
-        model = warm_start(start_from, len(cfg.labels))
+        model = warm_start(start_from, len(data.labels))
     else:
         shape = features.shapes(settings).input_shape
-        model = zoo.build(name, shape, len(cfg.labels), data.stats, bands=settings.n_mels)
+        model = zoo.build(name, shape, len(data.labels), data.stats, bands=settings.n_mels)
     # mixup's targets are blends of two labels, so its runs learn from (and are validated on) one-hot targets;
     # with one-hot labels the loss is the same cross-entropy, so the two kinds of run report comparable figures
     soft = cfg.mixup > 0
@@ -448,7 +448,7 @@ def fit_one(
     variants = shared or AugmentedEpochs(data, settings, cfg)
     val_y = data.y["validation"]
     if soft:
-        val_y = np.eye(len(cfg.labels), dtype=np.float32)[val_y]
+        val_y = np.eye(len(data.labels), dtype=np.float32)[val_y]
     try:
         history = model.fit(
             _EpochBatches(data, variants, cfg.seed, cfg.batch_size, cfg.mixup),
