@@ -67,24 +67,27 @@ class LoadedModel:
 
 
 def load_models(models_dir: str | Path, precision: str = store.PRECISIONS[0]) -> list[LoadedModel]:
-    """Load every model in ``models_dir`` from its TFLite file in ``precision``; settings and labels come from each
+    """Load every model in ``models_dir`` from its TFLite file in ``precision`` (float32 for a model that ships no
+    copy in it: :attr:`LoadedModel.precision` says which answers); settings and labels come from each
     model's JSON. Raises :class:`kws.store.ModelStoreError` in one sentence for a file that is missing, changed,
     or not a model of the input its settings make."""
     loaded = []
     for info in store.list_models(models_dir):
-        blob = info.flatbuffer(precision)
+        # a model whose int8 copy did not keep its accuracy (so was not shipped) answers in float32
+        own = precision if info.tflite_path(precision) is not None else store.PRECISIONS[0]
+        blob = info.flatbuffer(own)
         try:
             runner = lite.LiteRunner(blob)
         except Exception as err:  # a file the interpreter cannot read despite its checksum: made by another tool
-            raise store.ModelStoreError(f"{info.tflite_path(precision)}: cannot load ({err})") from err
+            raise store.ModelStoreError(f"{info.tflite_path(own)}: cannot load ({err})") from err
         settings = info.settings
         expected = (1, *shapes(settings).input_shape)
         if runner.input_shape != expected:
             raise store.ModelStoreError(
-                f"{info.tflite_path(precision)}: model input {runner.input_shape[1:]} does not match its settings "
+                f"{info.tflite_path(own)}: model input {runner.input_shape[1:]} does not match its settings "
                 f"{expected[1:]}"
             )
-        loaded.append(LoadedModel(info.name, info, settings, info.labels, runner, precision))
+        loaded.append(LoadedModel(info.name, info, settings, info.labels, runner, own))
     return loaded
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kws.config import ARCHITECTURES, LABELS, fit_splits
+from kws.config import ARCHITECTURES, LABEL_SETS, fit_splits
 from kws.features import FeatureSettings
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def list_models(models_dir: str | Path) -> list[ModelInfo]:
             logger.warning("ignoring %s: no %s or .tflite beside it", json_path, keras_path.name)
             continue
         meta = read_meta(json_path)
-        if tuple(meta["labels"]) != LABELS:
+        if tuple(meta["labels"]) not in LABEL_SETS:
             logger.info("%s uses labels %s", json_path.name, meta["labels"])
         infos.append(ModelInfo(name=json_path.stem, keras_path=keras_path, meta=meta))
     if not infos:
