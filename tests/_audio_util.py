@@ -219,3 +219,12 @@ def make_model_set(runs: Path, name: str, accuracy: float = 0.5) -> str:
             shutil.copy2(path, folder / path.name)
     (folder / f"{model.name}.json").write_text(json.dumps(dict(model.meta, test_accuracy=accuracy, test_clips=6)))
     return name
+
+
+def saying(prediction, *words: str):
+    """``prediction`` with one answer per word in ``words`` (models ``m0``, ``m1``, ...), speech detected: how
+    the verdict of any mix of answers is tested without models that give it."""
+    import dataclasses
+
+    answers = [dataclasses.replace(prediction.answers[0], name=f"m{i}", word=w) for i, w in enumerate(words)]
+    return dataclasses.replace(prediction, answers=answers, no_speech=False)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from _audio_util import RATE, clap, have_shipped_models, real_data_dir, shipped_models, word_like
+from _audio_util import RATE, clap, have_shipped_models, real_data_dir, saying, shipped_models, word_like
 
 from kws.config import LABELS
 
@@ -215,20 +215,16 @@ def test_a_tie_or_a_plurality_is_not_said_as_a_majority(predictor) -> None:
 
     p = predictor.predict(word_like(0.5), RATE)
 
-    def saying(*words: str):
-        answers = [dataclasses.replace(p.answers[0], name=f"m{i}", word=w) for i, w in enumerate(words)]
-        return dataclasses.replace(p, answers=answers, no_speech=False)
-
-    three_three = saying("cat", "bed", "cat", "bed", "cat", "bed")
+    three_three = saying(p, "cat", "bed", "cat", "bed", "cat", "bed")
     assert three_three.split == ["bed", "cat"]  # label order
     assert three_three.summary == "The models are split: bed / cat (3 each)"
     assert three_three.majority == "bed"  # still defined (ties go to the earlier label) for --json readers
     assert three_three.to_dict()["split"] == ["bed", "cat"]
-    two_two_two = saying("happy", "cat", "bed", "cat", "bed", "happy")
+    two_two_two = saying(p, "happy", "cat", "bed", "cat", "bed", "happy")
     assert two_two_two.summary == "The models are split: bed / happy / cat (2 each)"
-    lead = saying("cat", "cat", "bed", "cat", "happy", "bed")
+    lead = saying(p, "cat", "cat", "bed", "cat", "happy", "bed")
     assert lead.split == [] and lead.summary == "No majority: cat leads with 3 of 6"
-    most = saying("cat", "cat", "bed", "cat", "happy", "cat")
+    most = saying(p, "cat", "cat", "bed", "cat", "happy", "cat")
     assert most.split == [] and most.summary == "Most models say: cat"
     assert dataclasses.replace(three_three, no_speech=True).split == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import soundfile as sf
 
 from kws import config, dataset, evaluate
 from kws.inference import said
-from tests._audio_util import RATE, make_noisy_dataset, word_like
+from tests._audio_util import RATE, make_noisy_dataset, saying, word_like
 
 FOUR = config.LABEL_SETS[0]
 
@@ -97,17 +96,10 @@ def test_the_det_curve_runs_from_the_argmax_answer_to_refusing_everything() -> N
 
 
 def test_most_models_saying_other_is_said_in_plain_words(predictor) -> None:
-    from tests._audio_util import word_like as clip
-
-    p = predictor.predict(clip(0.5), RATE)
-
-    def saying(*words: str):
-        answers = [dataclasses.replace(p.answers[0], name=f"m{i}", word=w) for i, w in enumerate(words)]
-        return dataclasses.replace(p, answers=answers, no_speech=False)
-
-    other = saying("other", "other", "other", "other", "cat", "bed")
+    p = predictor.predict(word_like(0.5), RATE)
+    other = saying(p, "other", "other", "other", "other", "cat", "bed")
     assert other.majority == "other" and other.to_dict()["majority"] == "other"
     assert other.summary == "Not one of the three words (4 of 6 models say other)"
-    split = saying("other", "other", "other", "cat", "cat", "cat")
+    split = saying(p, "other", "other", "other", "cat", "cat", "cat")
     assert split.summary == "The models are split: cat / none of the three (other) (3 each)"
     assert said("bed") == "bed"
