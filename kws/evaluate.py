@@ -69,13 +69,18 @@ class OpenScores:
         return asdict(self)
 
 
-def accepted(probs: np.ndarray, labels: Sequence[str], threshold: float) -> np.ndarray:
-    """Per clip, the index (in ``labels``) of the keyword accepted at ``threshold``, or -1 where none is."""
+def _top(probs: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per clip: the top answer's index in ``labels``, whether it is a keyword, and its probability."""
     probs = np.asarray(probs)
     top = probs.argmax(axis=1)
     keyword = np.array([label != config.OTHER for label in labels])[top]
-    sure = probs[np.arange(len(top)), top] >= threshold
-    return np.where(keyword & sure, top, -1)
+    return top, keyword, probs[np.arange(len(top)), top].astype(np.float64)  # thresholds compare in float64
+
+
+def accepted(probs: np.ndarray, labels: Sequence[str], threshold: float) -> np.ndarray:
+    """Per clip, the index (in ``labels``) of the keyword accepted at ``threshold``, or -1 where none is."""
+    top, keyword, confidence = _top(probs, labels)
+    return np.where(keyword & (confidence >= threshold), top, -1)
 
 
 def _truth(y_true: np.ndarray, labels: Sequence[str]) -> np.ndarray:
@@ -111,12 +116,16 @@ DET_THRESHOLDS: np.ndarray = np.round(np.linspace(0.0, 1.0, 101), 3)
 def det_curve(
     y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], thresholds: np.ndarray = DET_THRESHOLDS
 ) -> dict[str, list[float]]:
-    """False-accept and false-reject rates as the confidence threshold moves (a DET curve's points)."""
-    points = [open_scores(y_true, probs, labels, t) for t in thresholds]
+    """False-accept and false-reject rates as the confidence threshold moves (a DET curve's points): at each
+    threshold, the rates :func:`open_scores` gives there, from one pass over the answers."""
+    is_kw = _truth(y_true, labels) >= 0
+    _, keyword, confidence = _top(probs, labels)
+    taken = keyword[None, :] & (confidence[None, :] >= np.asarray(thresholds)[:, None])  # (threshold, clip)
+    nan = [float("nan")] * len(thresholds)
     return {
         "threshold": [float(t) for t in thresholds],
-        "false_accept_rate": [p.false_accept_rate for p in points],
-        "false_reject_rate": [p.false_reject_rate for p in points],
+        "false_accept_rate": taken[:, ~is_kw].mean(axis=1).tolist() if (~is_kw).any() else nan,
+        "false_reject_rate": (~taken[:, is_kw]).mean(axis=1).tolist() if is_kw.any() else nan,
     }
 
 

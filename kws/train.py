@@ -386,7 +386,7 @@ def prepare_data(
     paths = {split: [str(waves.items[i].path) for i in idx] for split, idx in index.items()}
     flat = x["train"].reshape(-1, x["train"].shape[-1])
     noise_clips = [waves.clips[i] for i in index["train"] if waves.items[i].is_noise]
-    if cfg.augment and not noise_clips and cfg.other is False:
+    if cfg.augment and not noise_clips and not cfg.other:
         noise_clips = _noise_clips(data_dir, cfg.fit_splits)
     return _Data(
         x=x,
@@ -405,15 +405,8 @@ def prepare_data(
 def _noise_clips(data_dir: Path | None, splits: tuple[str, ...]) -> list[np.ndarray]:
     """The real background noise of ``splits`` for a run that does not learn ``other`` (none where the dataset
     has no noise folder): its keywords are still mixed with real rooms."""
-    root = data_dir if data_dir is not None else config.data_dir()
-    folder = root / dataset.NOISE_FOLDER
-    if not folder.is_dir():
-        return []
-    items = [
-        dataset.Item(p, config.OTHER, dataset.speaker_of(p), dataset.split_of(p), dataset.NOISE_FOLDER)
-        for p in sorted(folder.glob("*.wav"))
-    ]
-    return dataset.load_waveforms([it for it in items if it.split in splits]).clips
+    noise = [it for it in dataset.scan(data_dir, other=True) if it.is_noise and it.split in splits]
+    return dataset.load_waveforms(noise).clips if noise else []
 
 
 def fit_one(
