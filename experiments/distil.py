@@ -34,8 +34,6 @@ from kws._tf import keras, tf  # noqa: E402
 from kws.inference import load_models  # noqa: E402
 from kws.store import ModelStoreError  # noqa: E402
 
-N = len(config.LABELS)
-
 
 def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(log(p) / T)``: the probabilities a softmax over logits / T would have given."""
@@ -44,11 +42,11 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def make_loss(temperature: float, alpha: float):
-    """Loss over targets packed as ``[one-hot label | softened teacher probabilities]``."""
+def make_loss(temperature: float, alpha: float, n: int):
+    """Loss over targets packed as ``[one-hot label | softened teacher probabilities]`` of ``n`` labels."""
 
     def distil_loss(y_true, y_pred):
-        hard, soft = y_true[:, :N], y_true[:, N:]
+        hard, soft = y_true[:, :n], y_true[:, n:]
         log_p = tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0))
         ce = -tf.reduce_sum(hard * log_p, axis=1)
         log_student_t = tf.nn.log_softmax(log_p / temperature)
@@ -83,8 +81,13 @@ def record(out: Path, teachers: list, temperature: float, alpha: float) -> dict:
     return meta["distillation"]
 
 
-def accuracy(y_true, y_pred):
-    return tf.cast(tf.equal(tf.argmax(y_true[:, :N], 1), tf.argmax(y_pred, 1)), tf.float32)
+def make_accuracy(n: int):
+    """Accuracy over the packed targets of ``n`` labels, logged under Keras' usual name."""
+
+    def accuracy(y_true, y_pred):
+        return tf.cast(tf.equal(tf.argmax(y_true[:, :n], 1), tf.argmax(y_pred, 1)), tf.float32)
+
+    return accuracy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if sorted(m.name for m in teachers) != sorted(args.teachers) or any(m.settings != settings for m in teachers):
         parser.error("every teacher must exist in --teachers-dir and use the standard preset")
+    if len({m.labels for m in teachers}) != 1:
+        parser.error("every teacher must answer the same labels")
+    labels = teachers[0].labels
+    n = len(labels)
 
     def pack(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         probs = np.mean([m.predict_batch(np.asarray(x)) for m in teachers], axis=0)
-        return np.concatenate([np.eye(N, dtype=np.float32)[y], soften(probs, args.temperature)], axis=1)
+        return np.concatenate([np.eye(n, dtype=np.float32)[y], soften(probs, args.temperature)], axis=1)
 
     class DistilBatches(train._EpochBatches):
         """The training batches of ``kws.train`` with packed targets; clean clips' teacher outputs made once."""
@@ -125,14 +132,15 @@ def main(argv: list[str] | None = None) -> int:
                 DistilBatches.clean = super()._clean_targets()
             return DistilBatches.clean
 
-    def fit_one(name, data, cfg, settings, listener, shared=None):
+    def fit_one(name, data, cfg, settings, listener, shared=None, start_from=None):
+        del start_from  # a distilled model starts from random weights
         keras.utils.set_random_seed(cfg.seed)
         shape = features.shapes(settings).input_shape
-        model = zoo.build(name, shape, N, data.stats, bands=settings.n_mels)
+        model = zoo.build(name, shape, n, data.stats, bands=settings.n_mels)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate),
-            loss=make_loss(args.temperature, args.alpha),
-            metrics=[accuracy],
+            loss=make_loss(args.temperature, args.alpha, n),
+            metrics=[make_accuracy(n)],
         )
         val = (data.x["validation"], pack(data.x["validation"], data.y["validation"]))
         batches = DistilBatches(data, shared, cfg.seed, cfg.batch_size)
@@ -141,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return model, dict(history.history)
 
-    cfg = train.TrainConfig(models=("best",), seed=args.seed, epochs=args.epochs, limit_per_split=args.limit)
+    cfg = train.TrainConfig(
+        models=("best",), seed=args.seed, epochs=args.epochs, limit_per_split=args.limit, other=config.OTHER in labels
+    )
     # the rest of kws.train (data, augmentation, saving) is used as it is; the swap ends with the run, so a caller's
     # process (a test) keeps the real fit_one
     with mock.patch.object(train, "fit_one", fit_one):

@@ -412,6 +412,12 @@ def spotted_view(result: dict, key: str):
     if len(choices) < 2:
         return prediction
 
+    # the choice is an index into this take's words: a new take (other words) starts again from the loudest second
+    words = tuple((s.word, round(s.at_s, 2)) for s in spotted)
+    if st.session_state.get(f"{key}_words") != words:
+        st.session_state.pop(key, None)
+        st.session_state[f"{key}_words"] = words
+
     def name(i: int | None) -> str:
         if i is None:
             return "the loudest second"

@@ -81,7 +81,7 @@ def test_a_tiny_run_holds_out_every_clip_once_and_compares(tmp_path: Path, monke
     assert same["only_first_wrong"] == same["only_second_wrong"] == 0 and same["p_first_better"] == 1.0
     # test-time views: each clip answered on shifted windows, the registered average scored like a run of its own
     views = np.load(out.with_suffix(".views.npz"))
-    assert list(views["shifts"]) == list(cv.VIEW_SHIFTS) and views["probs"].shape == (len(cv.VIEW_SHIFTS), 18, 3)
+    assert list(views["shifts"]) == list(cv.VIEW_SHIFTS) and views["probs"].shape == (len(cv.VIEW_SHIFTS), 18, 4)
     assert sorted(views["paths"]) == sorted(every) and np.allclose(views["probs"].sum(-1), 1.0, atol=1e-4)
     tta = record["tta"]
     assert tta["shifts"] == list(cv.TTA_SHIFTS) and tta["clips_sha256"] == record["clips_sha256"]

@@ -34,14 +34,14 @@ def test_loss_is_cross_entropy_plus_scaled_kl() -> None:
     teacher = distil.soften(np.array([[0.5, 0.4, 0.1], [0.2, 0.2, 0.6]]), 2.0)
     hard = np.eye(3, dtype=np.float32)[[0, 2]]
     y_true = np.concatenate([hard, teacher], axis=1)
-    got = distil.make_loss(2.0, 0.25)(y_true, p).numpy()
+    got = distil.make_loss(2.0, 0.25, 3)(y_true, p).numpy()
     student = distil.soften(p, 2.0)
     ce = -np.log(p[[0, 1], [0, 2]])
     kl = (teacher * np.log(teacher / student)).sum(1)
     np.testing.assert_allclose(got, 0.25 * ce + 0.75 * 4.0 * kl, rtol=1e-4)
     # a student that already matches its teachers pays only the label's share
     same = np.concatenate([hard, distil.soften(p, 2.0)], axis=1)
-    np.testing.assert_allclose(distil.make_loss(2.0, 0.25)(same, p).numpy(), 0.25 * ce, rtol=1e-4)
+    np.testing.assert_allclose(distil.make_loss(2.0, 0.25, 3)(same, p).numpy(), 0.25 * ce, rtol=1e-4)
 
 
 @pytest.mark.skipif(not have_shipped_models(), reason="needs the shipped teachers")
