@@ -33,6 +33,8 @@ from browser_util import (
     wait_for_charts,
 )
 
+from kws.config import OTHER
+
 pytestmark = [pytest.mark.browser, requires_browser]
 
 LEAD_S, TAIL_S = 2.0, 3.0  # the fake mic loops: 2 s silence, the word (1 s), 3 s silence
@@ -65,8 +67,10 @@ def open_try_it(page, server: str) -> None:
 
 
 def assert_heard(page, source: str, word: str) -> None:
-    """The summary names the word, and the take was loud: the word itself was heard, not a lucky guess."""
-    page.get_by_text(f"Most models say: {word}").wait_for(timeout=RESULT_TIMEOUT_MS)
+    """The summary names the word (``other``: says it is none of the three), and the take was loud: the word
+    itself was heard, not a lucky guess."""
+    headline = re.compile(r"^Not one of the three words \(") if word == OTHER else f"Most models say: {word}"
+    page.get_by_text(headline).wait_for(timeout=RESULT_TIMEOUT_MS)
     wait_for_app(page)
     caption = page.get_by_text(re.compile(rf"^{source} · ")).inner_text()
     level = int(re.search(r"loudest (-?\d+) dBFS", caption).group(1))
@@ -127,6 +131,16 @@ def test_live_microphone_through_webrtc(server, mic_wav, tmp_path) -> None:
         shot = Path(os.environ.get("KWS_SCREENSHOT") or tmp_path / "screenshot_try_it.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
+
+
+def test_another_word_on_the_live_microphone_is_not_one_of_the_three(server, other_clip, tmp_path) -> None:
+    """A test-split word that is not a keyword, said through the fake microphone: the app says so in words."""
+    wav = fake_mic_wav(other_clip, tmp_path / "other.wav", lead_s=LEAD_S, tail_s=TAIL_S)
+    with chromium_page(fake_audio=wav, viewport=LAPTOP) as page:
+        open_try_it(page, server)
+        speak_live(page)
+        assert_heard(page, "Live microphone", OTHER)
+        assert page.get_by_text(re.compile(r"^Most models say: ")).count() == 0
 
 
 def test_spotting_names_the_word_each_time_it_is_said(server, mic_wav) -> None:
