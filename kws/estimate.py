@@ -42,17 +42,19 @@ def duration(seconds: float) -> str:
     return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
-def split_counts(data_dir: str | Path | None = None, limit: int | None = None) -> dict[str, int]:
-    """Clips per split that a run will read, mirroring ``kws.train``'s limit (at least one per word).
+def split_counts(data_dir: str | Path | None = None, limit: int | None = None, other: bool = True) -> dict[str, int]:
+    """Clips per split that a run will read, mirroring ``kws.train``'s limit (at least one per label): with
+    ``other``, the other words and noise too, as a run that learns the fourth answer reads them.
 
     Raises :class:`kws.dataset.DatasetMissingError` when there is no dataset.
     """
-    items = dataset.scan(data_dir)
+    items = dataset.scan(data_dir, other=other)
+    labels = config.labels_for(other)
     counts = dict.fromkeys(dataset.SPLITS, 0)
     for split in dataset.SPLITS:
-        for label in config.LABELS:
+        for label in labels:
             n = sum(1 for it in items if it.split == split and it.label == label)
-            counts[split] += n if limit is None else min(n, max(1, limit // len(config.LABELS)))
+            counts[split] += n if limit is None else min(n, max(1, limit // len(labels)))
     return counts
 
 

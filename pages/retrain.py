@@ -82,7 +82,8 @@ elif counts is not None:
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
     if chosen["models"]:
         cfg = make_config(**chosen)
-        st.caption(estimate(cfg, counts).describe())
+        read = counts if cfg.other else split_counts(config.data_dir(), limit, other=False)  # keywords only
+        st.caption(estimate(cfg, read).describe())
     if st.button("Start training", type="primary", disabled=not chosen["models"], key="retrain_start"):
         try:
             st.session_state.retrain_job = manager.start(cfg, owner=owner).id

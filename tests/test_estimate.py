@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from kws import config, estimate, options, store
-from kws.dataset import DatasetMissingError
+from kws.config import LABELS
+from kws.dataset import DatasetMissingError, scan
 from kws.options import make_config
 
 
@@ -19,10 +20,14 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_split_counts_mirror_the_training_limit(data_dir: Path) -> None:
-    full = estimate.split_counts(data_dir)
+    full, keywords = estimate.split_counts(data_dir), estimate.split_counts(data_dir, other=False)
     assert full["train"] > full["validation"] > 0 and full["test"] > 0
-    assert estimate.split_counts(data_dir, limit=6) == {"train": 6, "validation": 6, "test": 6}
-    assert estimate.split_counts(data_dir, limit=1) == {"train": 3, "validation": 3, "test": 3}  # one clip per word
+    assert all(full[s] > keywords[s] > 0 for s in full)  # a run that learns other reads the other words too
+    assert sum(keywords.values()) == sum(1 for it in scan(data_dir) if it.label in LABELS)
+    assert estimate.split_counts(data_dir, limit=8) == {"train": 8, "validation": 8, "test": 8}
+    assert estimate.split_counts(data_dir, limit=1) == {"train": 4, "validation": 4, "test": 4}  # one per label
+    assert estimate.split_counts(data_dir, limit=6, other=False) == {"train": 6, "validation": 6, "test": 6}
+    assert estimate.split_counts(data_dir, limit=1, other=False) == {"train": 3, "validation": 3, "test": 3}
 
 
 def test_split_counts_without_dataset_say_how_to_get_it(tmp_path: Path) -> None:

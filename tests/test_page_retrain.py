@@ -60,7 +60,8 @@ def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> 
     shown = texts(at)
     assert "Expected time" in shown and "Estimated from" in shown
     assert f"{options.LIMIT_ENV}=6" in shown
-    assert "Clips per split: train 6, validation 6, test 6" in shown  # words, not a dict
+    # words, not a dict; the limit of 6 keeps one clip of each of the four labels (what the run will read)
+    assert "Clips per split: train 4, validation 4, test 4" in shown
     assert button(at, "Start training") is not None
     sets = at.dataframe[0].value
     assert list(sets["set"]) == [modelsets.SHIPPED] and list(sets["in use"]) == ["✓"]

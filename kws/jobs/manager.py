@@ -123,7 +123,7 @@ class TrainingManager:
                 other = _read_status(runs / STATUS_FILE)
                 raise Busy(f"Only one training at a time: {other.summary if other else 'another server is training.'}")
             try:
-                counts = split_counts(data_dir, cfg.limit_per_split)
+                counts = split_counts(data_dir, cfg.limit_per_split, cfg.other)
                 _remove_stale_staging(runs)
                 job = Job(
                     id=new_set_name(),
