@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from choose import log_loss, mcnemar_p  # noqa: E402
 
-from kws import config, dataset, features, segment, train, zoo  # noqa: E402
+from kws import config, dataset, evaluate, features, segment, train, zoo  # noqa: E402
 from kws.audio import AudioError, load_audio  # noqa: E402
 from kws.cli import UsageError, train_config  # noqa: E402
 from kws.features import PRESETS  # noqa: E402
@@ -225,12 +225,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def wilson(errors: int, clips: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval of an accuracy: unlike the normal one, it behaves near 100%, where ours sit."""
-    if clips <= 0:
-        raise ValueError("no clips")
-    p = 1 - errors / clips
-    centre = (p + z * z / (2 * clips)) / (1 + z * z / clips)
-    half = z * np.sqrt(p * (1 - p) / clips + z * z / (4 * clips * clips)) / (1 + z * z / clips)
-    return float(centre - half), float(centre + half)
+    return evaluate.rate_interval(clips - errors, clips, z)
 
 
 def against_bar(record: dict[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,17 @@ class OpenScores:
         return asdict(self)
 
 
+def rate_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of the rate ``hits / n``: unlike the normal one, it behaves near
+    0% and 100%, where false accepts and accuracies sit."""
+    if n <= 0:
+        raise ValueError("no clips")
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
 def _top(probs: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per clip: the top answer's index in ``labels``, whether it is a keyword, and its probability."""
     probs = np.asarray(probs)

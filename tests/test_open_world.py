@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,30 @@ def test_most_models_saying_other_is_said_in_plain_words(predictor) -> None:
     split = saying(p, "other", "other", "other", "cat", "cat", "cat")
     assert split.summary == "The models are split: cat / none of the three (other) (3 each)"
     assert said("bed") == "bed"
+
+
+def test_the_open_world_bench_agrees_with_what_training_recorded(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """bench/open_world.py answers every validation clip through the app's path (gates, majority); each model's
+    false accepts there are the ones its JSON recorded through :func:`kws.evaluate.open_scores` at training time
+    (a clip the gates refuse may move one), and the verdict's figures hold together."""
+    from _audio_util import bench_script, shipped_models
+
+    bench = bench_script("open_world")
+    out = tmp_path / "open.json"
+    assert bench.main(["--data-dir", str(data_dir), "--splits", "validation", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())["splits"]["validation"]
+    for m in shipped_models():
+        recorded = m.info.meta.get("open_world", {}).get("validation")
+        if config.OTHER not in m.labels or not recorded:
+            continue
+        mine = result["models"][m.name]
+        assert mine["false_accepts"]["clips"] == recorded["other_clips"] == result["other_clips"]
+        assert abs(mine["false_accepts"]["rate"] - recorded["false_accept_rate"]) * recorded["other_clips"] <= 2
+        low, high = mine["false_accepts"]["interval"]
+        assert low <= mine["false_accepts"]["rate"] <= high
+    verdict = result["verdict"]
+    assert verdict["other_named_a_keyword"]["hits"] <= verdict["other_named_a_keyword_any_form"]["hits"]
+    by_word = result["focus_accepts_by_word"]
+    assert sum(c["clips"] for c in by_word.values()) == result["other_clips"]
+    assert sum(c["hits"] for c in by_word.values()) == result["models"]["best"]["false_accepts"]["hits"]
+    assert "| best |" in capsys.readouterr().out
