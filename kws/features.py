@@ -17,6 +17,7 @@ import numpy as np
 import scipy.fft
 
 LEVELS = ("absolute", "peak")
+FRAME_PADS = (None, "reflect", "constant")
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,21 @@ class FeatureSettings:
     #: MFCCs. A linear model reads every cell by its position, so a word said 100 ms early is a different
     #: pattern to it; convolutions and recurrence do not need this.
     centre: bool = False
+    #: Keep every n-th sample before the spectrogram, with no low-pass filter first, the mel scale still laid
+    #: out for ``sample_rate``: the lecture's ``wave[::3]``, kept so its models see exactly what they saw.
+    decimate: int = 1
+    #: None: frames start at the clip's first sample and all lie inside it. A ``numpy.pad`` mode ("reflect",
+    #: "constant"): the signal is padded by ``n_fft // 2`` on each side and frame ``i`` is centred on sample
+    #: ``i * hop_length`` (``librosa.feature.mfcc``'s ``center=True``; "reflect" was its default until 0.10).
+    frame_pad: str | None = None
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"unknown level reference {self.level!r}; choose one of: {', '.join(LEVELS)}")
+        if self.decimate < 1:
+            raise ValueError("decimate must be 1 or more")
+        if self.frame_pad not in FRAME_PADS:
+            raise ValueError(f"unknown frame padding {self.frame_pad!r}; choose one of: reflect, constant, or none")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,8 +93,10 @@ class Shapes:
 
     def frame_times(self, settings: FeatureSettings) -> np.ndarray:
         """Centre of each frame in seconds, for plot axes."""
-        starts = np.arange(self.n_frames) * settings.hop_length
-        return (starts + settings.n_fft / 2) / settings.sample_rate
+        centres = np.arange(self.n_frames) * settings.hop_length
+        if settings.frame_pad is None:
+            centres = centres + settings.n_fft / 2
+        return centres * settings.decimate / settings.sample_rate
 
 
 PRESETS: dict[str, FeatureSettings] = {
@@ -91,6 +105,20 @@ PRESETS: dict[str, FeatureSettings] = {
     # The lecture's input: 20 coefficients x 11 frames (it cut every third sample and used librosa defaults).
     "lecture": FeatureSettings(
         name="lecture", win_length=2048, hop_length=1395, n_fft=2048, n_mels=40, n_mfcc=20, fmax=8000.0
+    ),
+    # Exactly the lecture's ``librosa.feature.mfcc(wave[::3], sr=16000)``: every third sample, librosa's defaults
+    # (2048-sample frames every 512, centred with reflection, 128 mel bands from 0 to 8 kHz, 20 coefficients).
+    "lecture_exact": FeatureSettings(
+        name="lecture_exact",
+        win_length=2048,
+        hop_length=512,
+        n_fft=2048,
+        n_mels=128,
+        n_mfcc=20,
+        fmin=0.0,
+        fmax=8000.0,
+        decimate=3,
+        frame_pad="reflect",
     ),
 }
 
@@ -109,11 +137,16 @@ def preset(name: str) -> FeatureSettings:
 
 
 def shapes(settings: FeatureSettings) -> Shapes:
-    """Derive all sizes from the settings (frames of n_fft samples, not centred: all lie inside the clip)."""
+    """Derive all sizes from the settings (frames of n_fft samples of the decimated clip; inside it unless
+    ``frame_pad`` centres them)."""
     clip_samples = int(round(settings.sample_rate * settings.clip_seconds))
     if settings.win_length > settings.n_fft:
         raise ValueError("win_length must not exceed n_fft")
-    n_frames = 1 + (clip_samples - settings.n_fft) // settings.hop_length
+    kept = -(-clip_samples // settings.decimate)
+    if settings.frame_pad is None:
+        n_frames = 1 + (kept - settings.n_fft) // settings.hop_length
+    else:
+        n_frames = 1 + kept // settings.hop_length
     return Shapes(clip_samples=clip_samples, n_frames=n_frames, n_coeffs=settings.n_mfcc)
 
 
@@ -197,8 +230,9 @@ def centre_batch(clips: np.ndarray) -> np.ndarray:
 def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """MFCCs of a batch of fixed-length clips: ``(n, clip_samples)`` -> ``(n, n_frames, n_mfcc)`` float32.
 
-    Same maths as ``librosa.feature.mfcc(y, sr, n_fft, hop_length, win_length, center=False, ...)`` (after
-    :func:`centre_batch` where ``settings.centre`` asks for it):
+    Same maths as ``librosa.feature.mfcc(y[::decimate], sr, n_fft, hop_length, win_length, center=False, ...)``
+    (``center=True, pad_mode=frame_pad`` where ``frame_pad`` is set; after :func:`centre_batch` where
+    ``settings.centre`` asks for it):
     power spectrogram, mel filterbank, ``power_to_db`` (ref 1, or ``np.max`` for the "peak" level; ``top_db``
     per clip), orthonormal DCT-II.
     """
@@ -208,6 +242,11 @@ def mfcc_batch(clips: np.ndarray, settings: FeatureSettings) -> np.ndarray:
         raise ValueError(f"expected clips of shape (n, {geo.clip_samples}), got {clips.shape}")
     if settings.centre:
         clips = centre_batch(clips)
+    if settings.decimate > 1:
+        clips = np.ascontiguousarray(clips[:, :: settings.decimate])
+    if settings.frame_pad is not None:
+        half = settings.n_fft // 2
+        clips = np.pad(clips, ((0, 0), (half, half)), mode=settings.frame_pad)
     window, mel = _tables(settings)
     frames = np.lib.stride_tricks.sliding_window_view(clips, settings.n_fft, axis=1)
     frames = frames[:, : geo.n_frames * settings.hop_length : settings.hop_length]

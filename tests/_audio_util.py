@@ -138,13 +138,14 @@ def reference_log_mel(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
     import librosa
 
     mel = librosa.feature.melspectrogram(
-        y=y.astype(np.float64),
+        y=y[:: s.decimate].astype(np.float64),
         sr=s.sample_rate,
         n_fft=s.n_fft,
         hop_length=s.hop_length,
         win_length=s.win_length,
         window="hann",
-        center=False,
+        center=s.frame_pad is not None,
+        pad_mode=s.frame_pad or "constant",
         power=2.0,
         n_mels=s.n_mels,
         fmin=s.fmin,

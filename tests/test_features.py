@@ -20,7 +20,7 @@ def reference_mfcc(y: np.ndarray, s: FeatureSettings) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("name", "clip_samples", "input_shape"),
-    [("standard", 16000, (49, 40)), ("lecture", 16000, (11, 20))],
+    [("standard", 16000, (49, 40)), ("lecture", 16000, (11, 20)), ("lecture_exact", 16000, (11, 20))],
 )
 def test_preset_shapes(name: str, clip_samples: int, input_shape: tuple[int, int]) -> None:
     geo = shapes(preset(name))
@@ -62,6 +62,26 @@ def test_matches_librosa(name: str, signal: str, level: str) -> None:
     assert ours.shape == ref.shape
     # float32 against float64: agreement to a small fraction of the coefficients' range (hundreds of dB)
     np.testing.assert_allclose(ours, ref, rtol=1e-3, atol=0.05)
+
+
+@pytest.mark.parametrize("signal", ["word", "noise"])
+def test_lecture_exact_is_the_lectures_own_call(signal: str) -> None:
+    """``lecture_exact`` is ``librosa.feature.mfcc(wave[::3], sr=16000)`` with librosa's defaults, as the lecture
+    called it (reflect padding, its default then), not just numbers of the same size."""
+    y = word_like(1.0, seed=4) if signal == "word" else (0.1 * np.random.default_rng(2).standard_normal(16000))
+    expected = librosa.feature.mfcc(y=np.asarray(y, np.float64)[::3], sr=16000, pad_mode="reflect").T
+    np.testing.assert_allclose(mfcc(np.asarray(y, np.float32), preset("lecture_exact")), expected, atol=0.05)
+
+
+def test_frames_of_a_decimated_centred_clip_are_timed_in_the_clip() -> None:
+    """With every third sample and centred frames, frame ``i`` sits at ``i * hop * 3`` samples of the clip."""
+    s = preset("lecture_exact")
+    times = shapes(s).frame_times(s)
+    np.testing.assert_allclose(times, np.arange(11) * 512 * 3 / 16000)
+    with pytest.raises(ValueError, match="frame padding"):
+        FeatureSettings(frame_pad="wrap")
+    with pytest.raises(ValueError, match="decimate"):
+        FeatureSettings(decimate=0)
 
 
 def test_batch_equals_single() -> None:
