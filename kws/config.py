@@ -37,7 +37,11 @@ ARCHITECTURES: dict[str, str] = {
 }
 
 #: Learning-rate schedules ``kws.train`` knows; the first is the default.
-SCHEDULES: tuple[str, ...] = ("cosine", "plateau")
+SCHEDULES: tuple[str, ...] = ("cosine", "plateau", "constant")
+
+#: Which networks a run builds under the architecture names: today's (``kws.zoo.ZOO``), or the lecture's own
+#: at its layer sizes on raw coefficients (``kws.zoo.LECTURE_ZOO``, no ``best``).
+ZOOS: tuple[str, ...] = ("today", "lecture")
 
 #: What a model may be fitted on; the first is the default. The second is the final refit once a recipe has been
 #: chosen on validation: more speakers, but no validation score of its own.
@@ -53,6 +57,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Shipped models: committed to git, never overwritten by a retrain.
 SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
+
+#: The second shipped set: the lecture's five networks trained as it trained them (its input, three words).
+LECTURE_MODELS_DIR = SHIPPED_MODELS_DIR / "lecture"
 
 DATASET_ATTRIBUTION = "Speech Commands dataset by Google, CC BY 4.0"
 DATASET_URL = "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz"

@@ -182,7 +182,7 @@ class TrainConfig:
         6, "early stopping after N epochs without progress (0 = off, keep the last)", metavar="N", bounds=Range(0)
     )
     #: "cosine": warm up for one epoch, then decay to ~0 by the last epoch; "plateau": halve on a stalled
-    #: validation loss.
+    #: validation loss; "constant": the same rate throughout (the lecture's Adam).
     schedule: str = option(config.SCHEDULES[0], "learning-rate schedule", choices=config.SCHEDULES)
     #: Speed perturbation of augmented copies: a random rate in 1 ± this; new voices, new tempos.
     speed: float = option(
@@ -225,6 +225,13 @@ class TrainConfig:
             "Centre each window on its energy before the MFCCs (what the shipped perceptron learnt from)", "centre"
         ),
     )
+    #: Which networks ``models`` names: today's, or the lecture's own (``kws.zoo.LECTURE_ZOO``: raw
+    #: coefficients, its layer sizes, no ``best``).
+    zoo: str = option(
+        config.ZOOS[0],
+        "which networks: today's, or the lecture's own at its layer sizes (no best)",
+        choices=config.ZOOS,
+    )
     #: Learn a fourth answer, ``other``, from the dataset's other-word folders and its background noise (the
     #: open world); False trains the lecture's three labels only.
     other: bool = option(
@@ -262,11 +269,13 @@ class TrainConfig:
         check_names(self.models)
         for spec in OPTIONS.values():
             spec.check(getattr(self, spec.name))
+        if self.zoo == "lecture" and "best" in self.models:
+            raise ValueError("the lecture's zoo has no best; leave it out or train today's zoo")
         if self.stop_at is not None and self.stop_at > self.epochs:
             raise ValueError(f"stop_at must be an epoch from 1 to {self.epochs}")
         if not self.holds_out_validation:
-            if self.schedule != "cosine":
-                raise ValueError("the plateau schedule watches the validation loss; a refit needs the cosine one")
+            if self.schedule == "plateau":
+                raise ValueError("the plateau schedule watches the validation loss; a refit needs another one")
             object.__setattr__(self, "patience", 0)  # nothing held out to stop on; recorded as it ran
 
 

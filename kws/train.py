@@ -429,7 +429,7 @@ def fit_one(
         model = warm_start(start_from, len(data.labels))
     else:
         shape = features.shapes(settings).input_shape
-        model = zoo.build(name, shape, len(data.labels), data.stats, bands=settings.n_mels)
+        model = zoo.build(name, shape, len(data.labels), data.stats, bands=settings.n_mels, which=cfg.zoo)
     # mixup's targets are blends of two labels, so its runs learn from (and are validated on) one-hot targets;
     # with one-hot labels the loss is the same cross-entropy, so the two kinds of run report comparable figures
     soft = cfg.mixup > 0
@@ -494,7 +494,7 @@ def fit_callbacks(cfg: TrainConfig, listener: keras.callbacks.Callback) -> list[
         callbacks.append(_StopAt(cfg.stop_at))
     if cfg.schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(functools.partial(cosine_lr, cfg=cfg)))
-    else:
+    elif cfg.schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, cfg.patience // 2))
         )
@@ -523,7 +523,7 @@ def build_meta(
     return {
         "name": name,
         "architecture": zoo.ARCHITECTURES[name],
-        "description": zoo.describe(name),
+        "description": zoo.describe(name, cfg.zoo),
         "preset": settings.name,
         "feature_settings": settings.to_dict(),
         "labels": list(cfg.labels),
@@ -582,7 +582,8 @@ def train(
     cancel: threading.Event | None = None,
     start_from: str | Path | None = None,
 ) -> RunResult:
-    """Train ``cfg.models`` and install them in ``out_dir`` atomically (other models there are kept).
+    """Train ``cfg.models`` and install them in ``out_dir`` atomically (other models there, and folders of other
+    sets inside it, are kept).
 
     ``start_from``: a model folder whose ``<name>.keras`` each model goes on from (:func:`warm_start`), recorded
     in its metadata. Raises :class:`Cancelled` if ``cancel`` is set; ``out_dir`` is then exactly as before.
@@ -601,6 +602,8 @@ def train(
             for f in target.iterdir():
                 if f.is_file() and f.suffix in {".keras", ".json", ".tflite"}:
                     shutil.copy2(f, staging / f.name)
+                elif f.is_dir() and not f.name.startswith("."):  # another set inside (models/lecture) stays
+                    shutil.copytree(f, staging / f.name)
         result = RunResult(out_dir=target)
         shared = AugmentedEpochs(data, settings, cfg)
         for index, name in enumerate(cfg.models):

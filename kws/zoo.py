@@ -19,7 +19,7 @@ from kws.options import check_names
 
 layers = keras.layers
 
-__all__ = ["ARCHITECTURES", "ZOO", "build", "check_names", "describe"]
+__all__ = ["ARCHITECTURES", "LECTURE_ZOO", "ZOO", "ZOOS", "build", "check_names", "describe"]
 
 
 @keras.saving.register_keras_serializable(package="kws")
@@ -320,18 +320,98 @@ ZOO: dict[str, Callable[..., keras.Model]] = {
 }
 
 
-def describe(name: str) -> str:
+def _lecture_image(input_shape: tuple[int, int]) -> tuple:
+    """The lecture's CNN input: the raw MFCCs as a one-channel picture, frames by coefficients (its
+    coefficients-by-frames picture turned a quarter: a 3x3 kernel and 2x2 pooling see the same)."""
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    return inputs, layers.Reshape((*input_shape, 1), name="as_image")(inputs)
+
+
+def lecture_perceptron(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None):
+    """raw MFCCs -> flatten -> softmax. The lecture's perceptron: no normalisation, no centring."""
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = layers.Flatten()(inputs)
+    return keras.Model(inputs, _head(x, n_classes), name="perceptron")
+
+
+def lecture_cnn1(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None):
+    """raw MFCC picture -> conv3x3(32) -> maxpool 2x2 -> dense 128 -> softmax. The lecture's one convolution,
+    straight on the coefficients."""
+    inputs, x = _lecture_image(input_shape)
+    x = layers.Conv2D(32, 3, activation="relu", padding="same")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    return keras.Model(inputs, _head(x, n_classes), name="cnn1")
+
+
+def lecture_cnn2(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None):
+    """raw MFCC picture -> [conv3x3 -> maxpool 2x2] x 2 (32, 64) -> dense 128 -> softmax. The lecture's two
+    convolutions, which learn the training set by heart."""
+    inputs, x = _lecture_image(input_shape)
+    return keras.Model(inputs, _head(_two_convs(x, dropout=0.0), n_classes), name="cnn2")
+
+
+def lecture_cnn2_dropout(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None):
+    """lecture_cnn2 with dropout after each block (0.25) and before the output (0.5): the lecture's fix."""
+    inputs, x = _lecture_image(input_shape)
+    return keras.Model(inputs, _head(_two_convs(x, dropout=0.5), n_classes), name="cnn2_dropout")
+
+
+def lecture_lstm(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None):
+    """raw MFCCs read coefficient by coefficient -> LSTM(16, sigmoid) -> dense 1 (sigmoid) -> softmax.
+
+    As the lecture wrote it: its reshape made the 20 coefficients the sequence (11 frames the features at each
+    step), and everything it heard passes through one sigmoid unit before the answer.
+    """
+    inputs = keras.Input(shape=input_shape, name="mfcc")
+    x = layers.Permute((2, 1), name="coefficients_as_steps")(inputs)
+    x = layers.LSTM(16, activation="sigmoid")(x)
+    x = layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(inputs, _head(x, n_classes), name="lstm")
+
+
+#: The lecture's own five networks at its sizes, under the same names (``TrainConfig.zoo = "lecture"``).
+LECTURE_ZOO: dict[str, Callable[..., keras.Model]] = {
+    "perceptron": lecture_perceptron,
+    "cnn1": lecture_cnn1,
+    "cnn2": lecture_cnn2,
+    "cnn2_dropout": lecture_cnn2_dropout,
+    "lstm": lecture_lstm,
+}
+
+#: The zoos by the name ``TrainConfig.zoo`` and the models' metadata use (``kws.config.ZOOS``).
+ZOOS: dict[str, dict[str, Callable[..., keras.Model]]] = {"today": ZOO, "lecture": LECTURE_ZOO}
+
+
+def _builder(name: str, which: str) -> Callable[..., keras.Model]:
+    check_names([name])
+    if which not in ZOOS:
+        raise ValueError(f"unknown zoo {which!r}; choose from: {', '.join(ZOOS)}")
+    if name not in ZOOS[which]:
+        raise ValueError(f"the {which} zoo has no {name!r}; it has: {', '.join(ZOOS[which])}")
+    return ZOOS[which][name]
+
+
+def describe(name: str, which: str = "today") -> str:
     """The architecture's sketch for its metadata: the docstring's first paragraph on one line (its first line
     alone cut some sketches mid-arrow)."""
-    doc = (ZOO[name].__doc__ or "").strip()
+    doc = (_builder(name, which).__doc__ or "").strip()
     return " ".join(doc.split("\n\n")[0].split())
 
 
-def build(name: str, input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
-    """Build architecture ``name``.
+def build(
+    name: str,
+    input_shape: tuple[int, int],
+    n_classes: int,
+    stats=None,
+    bands: int | None = None,
+    which: str = "today",
+) -> keras.Model:
+    """Build architecture ``name`` of zoo ``which`` ("today" or "lecture").
 
     ``stats``: (mean, variance) per coefficient for the input normaliser; ``bands``: the mel bands the
-    coefficients came from (the feature settings' ``n_mels``), for the CNNs' log-mel picture.
+    coefficients came from (the feature settings' ``n_mels``), for the CNNs' log-mel picture. The lecture's
+    networks take the raw coefficients and use neither.
     """
-    check_names([name])
-    return ZOO[name](input_shape, n_classes, stats, bands)
+    return _builder(name, which)(input_shape, n_classes, stats, bands)
