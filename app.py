@@ -23,6 +23,7 @@ pages = [
 
 with st.sidebar:
     st.markdown("**Keyword Studio** · say *bed*, *happy* or *cat*")
+    ui.model_set_switch()
     st.caption(f"Data: {DATASET_ATTRIBUTION}.")
 
 ui.warm_up()  # models load while the visitor reads the first page, not when they first press a button

@@ -48,7 +48,7 @@ class Model(Protocol):
 
 def patch_frames(settings: FeatureSettings, seconds: float = PATCH_SECONDS) -> int:
     """How many frames of ``settings`` make a patch ``seconds`` long (at least one)."""
-    return max(1, round(seconds * settings.sample_rate / settings.hop_length))
+    return max(1, round(seconds * settings.sample_rate / (settings.hop_length * settings.decimate)))
 
 
 def patches(n_frames: int, n_bands: int, frames: int, bands: int) -> list[tuple[slice, slice]]:

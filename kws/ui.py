@@ -15,10 +15,46 @@ from typing import Any
 
 import streamlit as st
 
-from kws import features, store
-from kws.modelsets import active_models_dir
+from kws import config, features, modelsets, store
 
 logger = logging.getLogger(__name__)
+
+#: The visitor's choice of model set: "app" (the shipped or retrained set in use) or "lecture". A plain session
+#: key, set by the sidebar's radio (``_SWITCH_KEY``) when it changes, so a run that draws no sidebar keeps it.
+SET_KEY = "model_set"
+_SWITCH_KEY = "model_set_switch"
+#: What the sidebar offers, in its order: the app's set, then the lecture's (where ``models/lecture`` ships).
+SET_CHOICES: dict[str, str] = {"app": "Today's models", "lecture": "The lecture's models (as it trained them)"}
+
+
+def active_models_dir() -> Path:
+    """The folder this visitor's pages answer with: the lecture's set where they chose it in the sidebar, else
+    the app's set (the shipped models or the retrained set in use). One visitor's choice moves no one else's."""
+    if st.session_state.get(SET_KEY) == "lecture" and config.LECTURE_MODELS_DIR.is_dir():
+        return config.LECTURE_MODELS_DIR
+    return modelsets.active_models_dir()
+
+
+def _set_chosen() -> None:
+    st.session_state[SET_KEY] = st.session_state[_SWITCH_KEY]
+
+
+def model_set_switch() -> None:
+    """The sidebar's switch between today's models and the lecture's, where the lecture's set ships."""
+    if not config.LECTURE_MODELS_DIR.is_dir():
+        return
+    choices = list(SET_CHOICES)
+    current = st.session_state.get(SET_KEY, choices[0])
+    st.radio(
+        "Models",
+        choices,
+        index=choices.index(current) if current in choices else 0,
+        format_func=SET_CHOICES.get,
+        key=_SWITCH_KEY,
+        on_change=_set_chosen,
+        help="The lecture's five networks at its sizes on its 20 x 11 MFCC input, three words, no augmentation: "
+        "see the perceptron miss and cnn2 learn its training clips by heart. Only your pages change.",
+    )
 
 
 def through_router() -> None:
@@ -92,7 +128,8 @@ def _warm_up() -> None:
 
     start = time.monotonic()
     try:
-        get_predictor()
+        models_dir = modelsets.active_models_dir()  # the app's set: a thread has no visitor to ask
+        _predictor(str(models_dir), _dir_stamp(models_dir))
         logger.info("warm-up: models loaded in %.1f s", time.monotonic() - start)
     except (store.ModelStoreError, DatasetMissingError) as err:  # the page that needs them says so, in its place
         logger.info("warm-up stopped: %s", err)
