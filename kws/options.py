@@ -145,7 +145,9 @@ class TrainConfig:
         "standard",
         "feature preset",
         choices=tuple(features.PRESETS),
-        widget=Widget("Features", "preset", help="lecture: 11 frames x 20 MFCCs"),
+        widget=Widget(
+            "Features", "preset", help="lecture: 11 frames x 20 MFCCs; lecture_exact: the lecture's own librosa call"
+        ),
     )
     epochs: int = option(
         30,
@@ -275,7 +277,7 @@ class TrainConfig:
             raise ValueError(f"stop_at must be an epoch from 1 to {self.epochs}")
         if not self.holds_out_validation:
             if self.schedule == "plateau":
-                raise ValueError("the plateau schedule watches the validation loss; a refit needs another one")
+                raise ValueError("the plateau schedule watches the validation loss; a refit needs cosine or constant")
             object.__setattr__(self, "patience", 0)  # nothing held out to stop on; recorded as it ran
 
 

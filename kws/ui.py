@@ -86,9 +86,10 @@ def _predictor(models_dir: str, stamp: float):
     return load_predictor(models_dir)
 
 
-def get_predictor():
-    """The predictor of the active model set, loaded once per server."""
-    models_dir = active_models_dir()
+def get_predictor(models_dir: Path | None = None):
+    """The predictor of ``models_dir``, by default this visitor's set (:func:`active_models_dir`), loaded once
+    per server."""
+    models_dir = models_dir or active_models_dir()
     return _predictor(str(models_dir), _dir_stamp(models_dir))
 
 
@@ -128,8 +129,7 @@ def _warm_up() -> None:
 
     start = time.monotonic()
     try:
-        models_dir = modelsets.active_models_dir()  # the app's set: a thread has no visitor to ask
-        _predictor(str(models_dir), _dir_stamp(models_dir))
+        get_predictor(modelsets.active_models_dir())  # the app's set: a thread has no visitor to ask
         logger.info("warm-up: models loaded in %.1f s", time.monotonic() - start)
     except (store.ModelStoreError, DatasetMissingError) as err:  # the page that needs them says so, in its place
         logger.info("warm-up stopped: %s", err)

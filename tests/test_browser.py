@@ -33,7 +33,7 @@ from browser_util import (
     wait_for_charts,
 )
 
-from kws.config import OTHER
+from kws.config import LECTURE_MODELS_DIR, OTHER
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
@@ -279,6 +279,29 @@ def test_the_model_cards_keep_whole_rows(server) -> None:
             # each card's word on one line with its neighbours' ("CNN, two convolutions + dropout" took two
             # lines above it and put cnn2_dropout's word a line lower than lstm's and best's)
             assert rows_of(page, ".st-key-tryit_cards [data-testid='stMetric']") == rows, width
+
+
+@pytest.mark.skipif(not LECTURE_MODELS_DIR.is_dir(), reason="no lecture set in models/lecture")
+def test_the_lectures_set_follows_the_visitor_from_page_to_page(server) -> None:
+    """The sidebar's switch, chosen on Home, holds on Try it: five cards, the lecture's, with no ``other`` bar;
+    a second visitor at the same time still gets today's six."""
+    with chromium_pages([None, None], viewport=LAPTOP) as (page, other):
+        page.goto(server)
+        wait_for_app(page, RESULT_TIMEOUT_MS)
+        page.get_by_test_id("stSidebar").get_by_text("The lecture's models").click()
+        wait_for_app(page)
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Try it").click()  # same session, no reload
+        page.get_by_text("Try an example").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+        open_try_it(other, server)
+        for visitor in (page, other):
+            visitor.get_by_role("button", name="Random test clip").click()
+            visitor.get_by_text("True word:").wait_for(timeout=RESULT_TIMEOUT_MS)
+            wait_for_app(visitor)
+        cards = ".st-key-tryit_cards [data-testid='stMetric']"
+        page.locator(cards).nth(4).wait_for(timeout=RESULT_TIMEOUT_MS)
+        other.locator(cards).nth(5).wait_for(timeout=RESULT_TIMEOUT_MS)
+        assert page.locator(cards).count() == 5 and other.locator(cards).count() == 6
+        assert page.locator(".st-key-tryit_cards").get_by_text(re.compile(r"^other \d+%$")).count() == 0
 
 
 def test_plain_http_from_another_machine_says_the_microphone_is_blocked(server) -> None:

@@ -77,3 +77,13 @@ def test_past_rates_come_from_full_runs_in_the_model_sets(runs: Path) -> None:
     for info in store.list_models(config.SHIPPED_MODELS_DIR):
         if info.meta.get("split_counts", {}).get("train", 0) >= 1000:
             assert rates[(info.name, info.meta["feature_settings"]["name"])] > 0
+
+
+def test_every_preset_and_architecture_has_a_cost() -> None:
+    """The Retrain page offers every preset: each needs a figure per architecture, or the estimate fails."""
+    from kws import config
+    from kws.features import PRESETS
+
+    for name in PRESETS:
+        assert set(estimate.COST_MS[name]) == set(config.ARCHITECTURES), name
+        assert name in estimate.FEATURE_MS and name in estimate.AUGMENT_MS, name

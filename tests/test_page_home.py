@@ -76,7 +76,7 @@ def test_warm_up_loads_the_models_and_leaves_scoring_to_compare(monkeypatch, cap
     from kws import ui
 
     done = []
-    monkeypatch.setattr(ui, "get_predictor", lambda: done.append("models"))
+    monkeypatch.setattr(ui, "get_predictor", lambda models_dir=None: done.append("models"))
     monkeypatch.setattr(ui, "evaluation", lambda split: done.append(split))
     with caplog.at_level(logging.INFO, logger="kws.ui"):
         ui._warm_up()
@@ -89,10 +89,10 @@ def test_warm_up_without_a_dataset_or_with_broken_models_stops_without_raising(m
     from kws import ui
     from kws.dataset import DatasetMissingError
 
-    def no_data() -> None:
+    def no_data(models_dir=None) -> None:
         raise DatasetMissingError("no dataset here")
 
-    def broken() -> None:
+    def broken(models_dir=None) -> None:
         raise RuntimeError("something unexpected")
 
     monkeypatch.setattr(ui, "get_predictor", no_data)

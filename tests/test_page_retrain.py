@@ -56,7 +56,7 @@ def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> 
     at = open_page()
     assert at.button_group(key="retrain_models").value == list(options.page_defaults()["models"])
     assert at.number_input(key="retrain_epochs").value == options.page_defaults()["epochs"]
-    assert at.radio(key="retrain_preset").options == ["standard", "lecture"]
+    assert at.radio(key="retrain_preset").options == ["standard", "lecture", "lecture_exact"]
     shown = texts(at)
     assert "Expected time" in shown and "Estimated from" in shown
     assert f"{options.LIMIT_ENV}=6" in shown
