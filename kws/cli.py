@@ -373,9 +373,14 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     snrs = result["snrs"]
     header = ["Model", *(str(s) if s == robustness.CLEAN else f"{s} dB" for s in snrs)]
     rows = [[name, *(_pct(v) for v in values)] for name, values in result["accuracy"].items()]
+    print("Keyword accuracy:\n")
     print(markdown_table(header, rows, [False, *[True] * len(snrs)]))
+    if result["other_clips"]:
+        rows = [[name, *(_pct(v) for v in values)] for name, values in result["false_accepts"].items()]
+        print(f"\nFalse accepts (other clips named as a keyword at {config.LOW_CONFIDENCE:.0%} or more):\n")
+        print(markdown_table(header, rows, [False, *[True] * len(snrs)]))
     print(
-        f"\n{result['clips']} test clips ({result['silent_clips']} silent ones left out), one of "
+        f"\n{result['clips']} keyword and {result['other_clips']} other test clips ({result['silent_clips']} silent ones left out), one of "
         f"{result['noise_clips']} noise clips each (seed {result['seed']}); {time.perf_counter() - started:.0f} s."
     )
     return EXIT_OK

@@ -175,9 +175,15 @@ def training_curves(
     )
 
 
-def robustness_lines(snrs: Sequence[int | str], accuracy: dict[str, Sequence[float]]) -> go.Figure:
-    """Accuracy against SNR, one line per model: "clean" at the left, then louder and louder noise (30 dB down to
-    -5 dB), so every line falls to the right. The x axis is categorical: "clean" is no number of dB."""
+def robustness_lines(
+    snrs: Sequence[int | str],
+    accuracy: dict[str, Sequence[float]],
+    title: str = "Keyword accuracy against background noise",
+    y_title: str = "keyword accuracy (test)",
+) -> go.Figure:
+    """A rate against SNR, one line per model: "clean" at the left, then louder and louder noise (30 dB down to
+    -5 dB), so accuracy falls to the right (and false accepts move as they will). The x axis is categorical:
+    "clean" is no number of dB."""
     palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
     x = [s if isinstance(s, str) else f"{s} dB" for s in snrs]
     traces = [
@@ -194,10 +200,10 @@ def robustness_lines(snrs: Sequence[int | str], accuracy: dict[str, Sequence[flo
     ]
     return _figure(
         traces,
-        "Accuracy against background noise",
+        title,
         height=380,
         xaxis=_axis("signal-to-noise ratio", type="category"),
-        yaxis=_axis("test accuracy", tickformat=".0%"),
+        yaxis=_axis(y_title, tickformat=".0%"),
         showlegend=True,
         legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"),
     )

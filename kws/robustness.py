@@ -1,4 +1,5 @@
-"""Robustness: every model's accuracy on the test split as real background noise gets louder.
+"""Robustness: every model's keyword accuracy and false accepts on the test split as real background noise gets
+louder.
 
 For each test clip one noise clip of the dataset's ``_background_noise_`` folder is drawn by a seeded rng and
 mixed in at each SNR of :data:`SNRS` (:func:`kws.noise.mix_at_snr`), the SNR measured over the second the models
@@ -7,6 +8,9 @@ hear: the window :func:`kws.segment.find_window` finds in the *clean* clip with 
 clip and loop offset at every SNR, so only the noise's level changes along a curve. Each model then hears the
 noisy clip through the one feature path (``find_window`` + MFCCs with its own settings) and answers in one batch
 per SNR. A clip that is silent where the models listen cannot be given an SNR and is left out of every column.
+Keyword accuracy is over the keyword clips (an ``other`` answer to one is wrong); false accepts over the clips of
+other words and noise, at the app's operating point (:func:`kws.evaluate.open_scores`, as ``evaluate`` reports
+them), for every model: a three-label model accepts whatever it is sure of.
 
 The result is stored as JSON in the cache folder under a key of the model set (its JSON files' bytes), the test
 split's files, the noise, the seed and the SNRs, so the Compare page draws it at once. :func:`start` runs
@@ -54,7 +58,7 @@ def models_stamp(models_dir: str | Path) -> str:
 
 
 def _test_items(data_dir: str | Path | None) -> list[dataset.Item]:
-    items = [item for item in dataset.scan(data_dir) if item.split == "test"]
+    items = [item for item in dataset.scan(data_dir, other=True) if item.split == "test"]
     if not items:
         raise dataset.DatasetMissingError("The test split of this dataset holds no clips.")
     return items
@@ -116,12 +120,15 @@ def measure(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Every model's test accuracy clean and at each of ``snrs`` (see the module docstring), stored and returned.
+    """Every model's keyword accuracy and false-accept rate clean and at each of ``snrs`` (see the module
+    docstring), stored and returned.
 
-    Returns ``{"snrs": ["clean", 30, ...], "accuracy": {model: [...]}, "clips": n, "seed": seed, "noise_clips": k,
-    "silent_clips": s, "models_stamp": ..., "data_fingerprint": ...}``. Raises
+    Returns ``{"snrs": ["clean", 30, ...], "accuracy": {model: [...]}, "false_accepts": {model: [...]}, "clips": n
+    keyword clips, "other_clips": m, "seed": seed, "noise_clips": k, "silent_clips": s, "models_stamp": ...,
+    "data_fingerprint": ...}`` (a false-accept rate is None where the test split holds no other clips). Raises
     :class:`kws.dataset.DatasetMissingError` where there is no test split or no usable noise.
     """
+    from kws.evaluate import open_scores
     from kws.inference import load_models
 
     items = _test_items(data_dir)
@@ -156,22 +163,29 @@ def measure(
                     windows[s][level].append(find_window(samples, s).samples)
         if progress:
             progress(i + 1, len(waves.items))
-    truth = np.asarray(y)
+    truth = np.asarray(y, dtype=np.int64)
     accuracy: dict[str, list[float]] = {}
+    false_accepts: dict[str, list[float]] = {}
     for m in models:
-        row = []
+        row, accepted = [], []
         for level in range(len(levels)):
             stack = windows[m.settings][level]
             if not stack:
                 row.append(float("nan"))
+                accepted.append(None)
                 continue
-            probs = m.predict_batch(mfcc_batch(np.stack(stack), m.settings))
-            row.append(float(np.mean(probs.argmax(axis=1) == truth)))
+            scores = open_scores(truth, m.predict_batch(mfcc_batch(np.stack(stack), m.settings)), m.labels)
+            row.append(scores.keyword_accuracy)
+            accepted.append(None if np.isnan(scores.false_accept_rate) else scores.false_accept_rate)
         accuracy[m.name] = row
+        false_accepts[m.name] = accepted
+    keyword_clips = int(np.sum(truth < len(config.LABELS)))
     result = {
         "snrs": [CLEAN, *snrs],
         "accuracy": accuracy,
-        "clips": len(y),
+        "false_accepts": false_accepts,
+        "clips": keyword_clips,
+        "other_clips": len(y) - keyword_clips,
         "silent_clips": silent,
         "seed": seed,
         "noise_clips": len(noise_paths),

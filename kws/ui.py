@@ -866,8 +866,13 @@ def _robustness_chart(result: dict, key: str) -> None:
     from kws import plots
 
     st.plotly_chart(plots.robustness_lines(result["snrs"], result["accuracy"]), key=f"{key}_chart")
+    accepts = {name: row for name, row in result.get("false_accepts", {}).items() if any(v is not None for v in row)}
+    if accepts:  # a test split without other words has no false accepts to draw
+        title, y_title = "False accepts against background noise", "other clips named as a keyword"
+        st.plotly_chart(plots.robustness_lines(result["snrs"], accepts, title, y_title), key=f"{key}_accepts")
+    others = f" and {result['other_clips']} of other words and noise" if result.get("other_clips") else ""
     st.caption(
-        f"{result['clips']} test clips, each mixed with one of {result['noise_clips']} clips of the dataset's "
+        f"{result['clips']} keyword test clips{others}, each mixed with one of {result['noise_clips']} clips of the dataset's "
         f"`_background_noise_` folder (drawn with seed {result['seed']}; same clip and offset at every level), the "
         "SNR measured over the second the models hear. 0 dB: the noise is as loud as the word."
     )

@@ -179,13 +179,21 @@ def test_a_stored_robustness_result_is_drawn_at_once(tmp_path: Path, monkeypatch
     names = model_names()
     fake = {"snrs": ["clean", *robustness.SNRS], "clips": 6, "seed": 0, "noise_clips": 2}
     fake["accuracy"] = {name: [1.0 - 0.05 * i for i in range(len(fake["snrs"]))] for name in names}
+    fake["false_accepts"] = {name: [0.02 * i for i in range(len(fake["snrs"]))] for name in names}
+    fake["other_clips"] = 4
     store.write_json_atomic(robustness.result_path(active_models_dir(), data), fake)
     at = open_compare()
     (chart,) = charts(at, "compare_robustness_chart")
     assert [line["name"] for line in chart["data"]] == names
     assert chart["data"][0]["x"] == ["clean", *(f"{s} dB" for s in robustness.SNRS)]
-    assert any("6 test clips" in c.value and "seed 0" in c.value for c in at.caption)
+    (accepts,) = charts(at, "compare_robustness_accepts")  # false accepts against SNR, beside accuracy
+    assert [line["name"] for line in accepts["data"]] == names and accepts["data"][0]["y"][-1] == pytest.approx(0.16)
+    assert any("6 keyword test clips and 4 of other words" in c.value and "seed 0" in c.value for c in at.caption)
     assert not [b for b in at.button if b.label.startswith("Measure")]
+    del fake["false_accepts"], fake["other_clips"]  # a result stored before false accepts were measured
+    store.write_json_atomic(robustness.result_path(active_models_dir(), data), fake)
+    at = open_compare()
+    assert charts(at, "compare_robustness_chart") and not charts(at, "compare_robustness_accepts")
 
 
 def test_without_a_stored_result_measuring_is_offered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

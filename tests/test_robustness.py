@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kws import config, robustness
@@ -28,14 +29,34 @@ def test_clean_accuracy_is_evaluates_and_the_result_is_stored(tiny_data: Path) -
     result = robustness.measure(config.SHIPPED_MODELS_DIR, tiny_data, snrs=robustness.SNRS)
     assert result["snrs"] == ["clean", *robustness.SNRS]
     assert result["clips"] == 6 and result["noise_clips"] == 2 and result["seed"] == 0
-    scores = evaluate(config.SHIPPED_MODELS_DIR, tiny_data, "test").scores
-    assert list(result["accuracy"]) == list(scores)
+    opens = evaluate(config.SHIPPED_MODELS_DIR, tiny_data, "test").open
+    assert list(result["accuracy"]) == list(opens) == list(result["false_accepts"])
     for name, values in result["accuracy"].items():
         assert len(values) == len(result["snrs"])
-        assert values[0] == pytest.approx(scores[name].accuracy)
+        assert values[0] == pytest.approx(opens[name].keyword_accuracy)
         assert all(0.0 <= v <= 1.0 for v in values)
     assert robustness.load(config.SHIPPED_MODELS_DIR, tiny_data) == result
     assert robustness.measure(config.SHIPPED_MODELS_DIR, tiny_data) == result  # the seed makes it repeatable
+
+
+def test_false_accepts_of_other_words_clean_are_evaluates_and_move_with_the_noise(tiny_data: Path) -> None:
+    """With other words in the test split, each model's false accepts at every SNR, clean ones as ``evaluate``
+    counts them (at the app's operating point)."""
+    import soundfile as sf
+
+    from tests._audio_util import tone
+
+    (tiny_data / "yes").mkdir()
+    for i, path in enumerate(sorted((tiny_data / "bed").glob("*.wav"))):
+        clip = np.zeros(16000, np.float32)
+        clip[4000:12000] = tone(0.5, freq=1900.0 + 150 * i, amp=0.3)  # no keyword's pitch
+        sf.write(tiny_data / "yes" / path.name, clip, 16000, subtype="PCM_16")
+    result = robustness.measure(config.SHIPPED_MODELS_DIR, tiny_data, snrs=(20, 0))
+    opens = evaluate(config.SHIPPED_MODELS_DIR, tiny_data, "test").open
+    assert result["other_clips"] == next(iter(opens.values())).other_clips > 0
+    for name, values in result["false_accepts"].items():
+        assert len(values) == 3 and all(0.0 <= v <= 1.0 for v in values)
+        assert values[0] == pytest.approx(opens[name].false_accept_rate), name
 
 
 def test_a_changed_model_set_misses_the_stored_result(tiny_data: Path, tmp_path: Path) -> None:
@@ -64,7 +85,7 @@ def test_the_cli_prints_a_table_and_fails_in_one_line_without_noise(tiny_data: P
 
     done = run(tiny_data)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("| Model | clean | 30 dB |") and "| best |" in done.stdout
+    assert done.stdout.startswith("Keyword accuracy:\n\n| Model | clean | 30 dB |") and "| best |" in done.stdout
     shutil.rmtree(tiny_data / NOISE_FOLDER)
     failed = run(tiny_data)
     assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "noise" in failed.stderr
