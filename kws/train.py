@@ -227,6 +227,18 @@ class _Data:
     noise: np.ndarray | None = None
     #: The label order the run's models answer in.
     labels: tuple[str, ...] = config.LABELS
+    #: For a run without ``other``: the held-out splits' clips of other words and noise, which its models never
+    #: learn from but are scored on, so every model's metadata says how often it takes them for a keyword.
+    open_x: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def open_split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """A held-out split's features and four-label truth, with :attr:`open_x`'s clips of other words after its
+        own (labelled ``other``)."""
+        extra = self.open_x.get(split)
+        if extra is None or not len(extra):
+            return self.x[split], self.y[split]
+        truth = np.full(len(extra), config.LABEL_SETS[0].index(config.OTHER), dtype=np.int64)
+        return np.concatenate([self.x[split], extra]), np.concatenate([self.y[split], truth])
 
 
 class AugmentedEpochs:
@@ -388,6 +400,8 @@ def prepare_data(
     noise_clips = [waves.clips[i] for i in index["train"] if waves.items[i].is_noise]
     if cfg.augment and not noise_clips and not cfg.other:
         noise_clips = _noise_clips(data_dir, cfg.fit_splits)
+    held_out = [s for s in ("validation", "test") if s not in cfg.fit_splits]
+    open_x = {} if cfg.other or data_dir is None and items is not None else _open_clips(data_dir, held_out, settings)
     return _Data(
         x=x,
         y=y,
@@ -399,7 +413,20 @@ def prepare_data(
         paths=paths,
         noise=noise_bank(noise_clips, shapes(settings).clip_samples) if cfg.augment else None,
         labels=cfg.labels,
+        open_x=open_x,
     )
+
+
+def _open_clips(data_dir: Path | None, splits: list[str], settings: FeatureSettings) -> dict[str, np.ndarray]:
+    """The features of ``splits``' clips of other words and noise (none where the dataset has no other folders)."""
+    items = [it for it in dataset.scan(data_dir, other=True) if it.label == config.OTHER and it.split in splits]
+    if not items:
+        return {}
+    waves = dataset.load_waveforms(items)
+    return {
+        split: dataset.featurize([c for c, it in zip(waves.clips, waves.items) if it.split == split], settings)
+        for split in splits
+    }
 
 
 def _noise_clips(data_dir: Path | None, splits: tuple[str, ...]) -> list[np.ndarray]:
@@ -540,11 +567,9 @@ def build_meta(
         ),
         # keyword accuracy, false accepts and false rejects at the app's operating point, per split held out
         "open_world": {
-            split: open_scores(
-                data.y[split], model.predict(data.x[split], batch_size=512, verbose=0), cfg.labels
-            ).to_dict()
-            for split in ("validation", "test")
-            if len(data.y[split]) and (split == "test" or cfg.holds_out_validation)
+            split: open_scores(truth, model.predict(x, batch_size=512, verbose=0), cfg.labels).to_dict()
+            for split, (x, truth) in ((s, data.open_split(s)) for s in ("validation", "test"))
+            if len(truth) and (split == "test" or cfg.holds_out_validation)
         },
         "fit_on": cfg.fit_on,
         "per_class_accuracy": scores.per_class,

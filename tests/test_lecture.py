@@ -48,7 +48,16 @@ def test_a_lecture_run_trains_its_way_and_keeps_the_sets_beside_it(tmp_path: Pat
     """``train --zoo lecture``: constant rate, no early stopping, every epoch run; the lecture recipe is saved
     with each model; training into a folder keeps the other set inside it (models/lecture in models/)."""
     train = pytest.importorskip("kws.train")
+    import shutil
+
+    from kws import dataset
+
     make_dataset(tmp_path / "data")
+    (tmp_path / "data" / "yes").mkdir()  # another word: never learnt from, but scored on
+    for path in (tmp_path / "data" / "cat").glob("*.wav"):
+        shutil.copy(path, tmp_path / "data" / "yes" / path.name)
+    others = [i for i in dataset.scan(tmp_path / "data", other=True) if i.label == config.OTHER]
+    held_out = {s: sum(i.split == s for i in others) for s in ("validation", "test")}
     target = tmp_path / "models"
     (target / "lecture").mkdir(parents=True)
     (target / "lecture" / "kept.json").write_text("{}")
@@ -73,6 +82,10 @@ def test_a_lecture_run_trains_its_way_and_keeps_the_sets_beside_it(tmp_path: Pat
         assert meta["train_config"]["zoo"] == "lecture" and meta["epochs_run"] == 3
         assert meta["labels"] == list(config.LABELS) and meta["feature_settings"]["decimate"] == 3
         assert meta["description"] == train.zoo.describe(name, "lecture")
+        for split, count in held_out.items():  # how often it takes another word for a keyword, though three-label
+            scores = meta["open_world"][split]
+            assert scores["other_clips"] == count > 0 and 0.0 <= scores["false_accept_rate"] <= 1.0
+        assert meta["split_counts"] == {"train": 6, "validation": 6, "test": 6}  # the other word not learnt
     assert set(result.metas) == set(cfg.models)
 
 
