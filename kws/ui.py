@@ -519,7 +519,7 @@ def noise_control(result: dict, prediction, right: dict[str, bool] | None, key: 
     Widgets are keyed ``{key}_snr`` and ``{key}_kind``. Without the dataset's noise folder the control is one
     line saying where noise would come from; a clip with no speech has nothing for noise to cover, and says so.
     """
-    from kws import noise, plots
+    from kws import noise, pictures, plots
     from kws.config import data_dir
     from kws.examples import graded
 
@@ -559,7 +559,7 @@ def noise_control(result: dict, prediction, right: dict[str, bool] | None, key: 
     wave, spectrum = st.columns(2)
     heard = (noisy.window.start_s, noisy.window.end_s)
     wave.plotly_chart(plots.waveform(noisy.clip.samples, noisy.clip.sample_rate, heard, title="Waveform with noise"))
-    spectrum.plotly_chart(plots.mfcc_heatmap_robust(noisy.features, noisy.feature_settings, "MFCC with noise"))
+    spectrum.image(pictures.mfcc_picture(noisy.features, noisy.feature_settings, "MFCC with noise"), width="stretch")
     players(noisy.clip, noisy.window)
     true_word = result.get("true_word")
     return noisy, (graded(noisy, true_word) if true_word else right)
