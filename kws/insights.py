@@ -1,6 +1,6 @@
 """The numbers behind the Compare and Dataset pages, kept out of the pages so they can be unit-tested.
 
-Three groups: the model comparison (metadata plus a latency measured on a few real clips), the test clips a
+Three groups: the model comparison (metadata plus each model's latency), the test clips a
 model gets wrong (with what every other model said), and dataset statistics with clip browsing. Nothing here
 imports Streamlit; TensorFlow is only touched through models handed in by the caller.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from kws import config, dataset, features
-from kws.audio import AudioError, load_audio
+from kws.audio import load_audio
 from kws.features import FeatureSettings, mfcc
 from kws.segment import Window, find_window, loudness_db
 from kws.store import fitted_splits
@@ -171,35 +171,6 @@ def default_curve_models(names: Sequence[str]) -> list[str]:
     """The pair that shows overfitting best (cnn2 against cnn2_dropout) when both exist, else every model."""
     pair = ["cnn2", "cnn2_dropout"]
     return pair if all(n in names for n in pair) else list(names)
-
-
-def latency_clips(directory: str | Path | None = None, n: int = 9) -> tuple[list[np.ndarray], str]:
-    """A few test-split clips (spread over the words) to time models on, and a phrase saying what they are.
-
-    Without the dataset the timing still matters (it does not depend on what is said), so it falls back to
-    synthetic one-second clips and says so.
-    """
-    try:
-        items = [it for it in dataset.scan(directory) if it.split == "test"]
-    except dataset.DatasetMissingError:
-        items = []
-    per_word = max(1, n // len(config.LABELS))
-    chosen = [it for label in config.LABELS for it in [i for i in items if i.label == label][:per_word]]
-    clips = []
-    for item in chosen:
-        try:
-            clips.append(load_audio(item.path).samples)
-        except AudioError as err:
-            logger.warning("not timing on %s: %s", item.path, err)
-    if clips:
-        return clips, f"{len(clips)} test clips"
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000
-    synthetic = [
-        (0.3 * np.sin(2 * np.pi * (200 + 50 * k) * t) + 0.01 * rng.standard_normal(16000)).astype(np.float32)
-        for k in range(n)
-    ]
-    return synthetic, f"{n} synthetic one-second clips (no dataset here)"
 
 
 # --- the clips a model gets wrong -------------------------------------------------------------------------

@@ -20,11 +20,11 @@ import plotly.graph_objects as go
 
 from kws.config import LABELS
 from kws.features import FeatureSettings, log_mel_from_mfcc, shapes
+from kws.pictures import mfcc_range
 
-_MAX_POINTS = 4000
-#: The narrowest colour range of :func:`mfcc_heatmap_robust`, in MFCC units: a spoken word spans ~40-60 between
-#: its 1st and 99th percentiles, digital silence ~1e-6, which a stretched scale painted as bright stripes.
-_MIN_MFCC_SPAN = 10.0
+#: The waveform's blocks, each drawn as its highest and lowest sample: 600 points show a 3-s clip's envelope
+#: as 4,000 did (a half-page chart is ~600 px wide), and a browser draws 600 points faster.
+_ENVELOPE_BLOCKS = 300
 
 
 def _axis(title: str, **settings: Any) -> dict[str, Any]:
@@ -46,18 +46,16 @@ def waveform(
     title: str = "Waveform",
     marks: Sequence[tuple[float, float, str]] = (),
 ) -> go.Figure:
-    """The recording (decimated for drawing) with the 1-second window the models heard shaded, and ``marks``
+    """The recording (its min/max envelope over :data:`_ENVELOPE_BLOCKS` blocks) with the 1-second window the models heard shaded, and ``marks``
     (start, end, word): the words spotted during a live take, outlined and named along the bottom."""
     x = np.asarray(samples, dtype=np.float32)
-    step = max(1, len(x) // _MAX_POINTS)
-    t = np.arange(0, len(x), step) / sample_rate
-    if step > 1:  # keep the envelope visible: draw the peak of each block
-        blocks = x[: len(x) // step * step].reshape(-1, step)
-        high, low = blocks.max(1), blocks.min(1)
-        y = np.where(high > -low, high, low)
-        t = t[: len(y)]
+    step = -(-len(x) // _ENVELOPE_BLOCKS) if len(x) > 2 * _ENVELOPE_BLOCKS else 1
+    if step > 1:  # each block's highest and lowest sample, one after the other: the line fills the envelope
+        starts = np.arange(0, len(x), step)
+        t = np.repeat(starts / sample_rate, 2)
+        y = np.stack([np.maximum.reduceat(x, starts), np.minimum.reduceat(x, starts)], 1).ravel()
     else:
-        y = x
+        t, y = np.arange(len(x)) / sample_rate, x
     trace = dict(type="scatter", x=t, y=y, mode="lines", line=dict(width=1, color="#4C78A8"), name="audio")
     # what add_vrect draws: a rectangle over the plot's full height, its label inside one of its corners
     span = dict(type="rect", xref="x", y0=0, y1=1, yref="y domain")
@@ -322,20 +320,11 @@ def histogram(values: Sequence[float], title: str, x_title: str, bins: int = 40)
 
 
 def mfcc_heatmap_robust(feats: np.ndarray, settings: FeatureSettings, title: str = "MFCC spectrogram") -> go.Figure:
-    """:func:`mfcc_heatmap` with the colours spread over coefficients 1 and up (1st-99th percentile).
-
-    Coefficient 0 (overall loudness) is hundreds of units below the rest; on a full-range scale it leaves every
-    other row one flat colour. Its row saturates instead, and the shape of the word shows.
-    """
-    rest = np.asarray(feats)[:, 1:]
-    z_range = None
-    if rest.size:
-        lo, hi = (float(v) for v in np.percentile(rest, [1, 99]))
-        if hi - lo < _MIN_MFCC_SPAN:  # near-constant input (digital silence): do not blow rounding noise up
-            mid = (hi + lo) / 2
-            lo, hi = mid - _MIN_MFCC_SPAN / 2, mid + _MIN_MFCC_SPAN / 2
-        z_range = (lo, hi)
-    return _time_heatmap(feats, settings, title, "coefficient", "value", axis="MFCC coefficient", z_range=z_range)
+    """:func:`mfcc_heatmap` with the colours spread over coefficients 1 and up (:func:`kws.pictures.mfcc_range`:
+    the 1st-99th percentile), so that coefficient 0's row saturates and the shape of the word shows."""
+    return _time_heatmap(
+        feats, settings, title, "coefficient", "value", axis="MFCC coefficient", z_range=mfcc_range(feats)
+    )
 
 
 #: Occlusion's colours: transparent at zero, so the log-mel picture shows through where masking changed nothing;

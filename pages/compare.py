@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from kws import insights, plots, ui
+from kws import insights, pictures, plots, ui
 from kws.config import data_dir
 from kws.dataset import DatasetMissingError, missing_message
 from kws.store import ModelStoreError
@@ -53,7 +53,7 @@ ui.in_groups(
 )
 
 st.subheader("Other words: false accepts against false rejects")
-ui.det_view(key="compare_det")
+det = st.container()  # filled last: scoring the test split waits until the rest of the page is on its way
 
 st.subheader("Training")
 st.dataframe(training, hide_index=True, column_config=ui.comparison_columns(training))
@@ -82,6 +82,8 @@ ui.model_downloads(infos, key="compare_downloads")
 
 st.subheader("Test clips a model gets wrong")
 model = st.selectbox("Model", names, key="compare_model")
+with det:
+    ui.det_view(key="compare_det")
 try:
     evaluation = ui.evaluation("test")
 except DatasetMissingError:
@@ -117,7 +119,4 @@ for mistake in mistakes[(page - 1) * PER_PAGE : page * PER_PAGE]:
             )
         with right:
             view = insights.clip_view(mistake.path, settings)
-            st.plotly_chart(
-                plots.mfcc_heatmap_robust(view.features, settings, title=f"What {model} heard"),
-                key=f"compare_mfcc_{mistake.name}",
-            )
+            st.image(pictures.mfcc_picture(view.features, settings, title=f"What {model} heard"), width="stretch")

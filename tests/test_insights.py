@@ -136,18 +136,6 @@ def test_median_latency_shares_a_drifting_machine_fairly() -> None:
     assert abs(result["first"] - result["second"]) < 8
 
 
-def test_latency_clips_fall_back_to_synthetic_audio_without_a_dataset(tmp_path: Path) -> None:
-    clips, source = insights.latency_clips(tmp_path, n=4)
-    assert len(clips) == 4 and "synthetic" in source
-    assert all(c.dtype == np.float32 and len(c) == 16000 for c in clips)
-
-
-def test_latency_clips_are_real_test_clips_of_every_word(data_dir: Path) -> None:
-    clips, source = insights.latency_clips(data_dir, n=9)
-    assert len(clips) == 9 and source == "9 test clips"
-    assert all(0 < len(c) <= 16000 for c in clips)
-
-
 # --- mistakes ---------------------------------------------------------------------------------------------
 
 

@@ -88,7 +88,7 @@ def test_a_damaged_model_file_is_one_sentence_not_a_traceback(data_dir: Path, da
 def test_with_the_dataset_every_part_shows(data_dir: Path) -> None:
     at = open_compare()
     check_metadata_parts(at)
-    assert any("timed on 9 test clips" in c.value for c in at.caption)
+    assert any("timed on a synthetic one-second clip as the models loaded" in c.value for c in at.caption)
     assert at.radio(key="compare_x_axis").options == ["latency per clip", "parameters"]
     (det,) = charts(at, "compare_det")  # the real dataset has other words in its test split
     lines = [t for t in det["data"] if t["mode"] == "lines"]
@@ -120,7 +120,7 @@ def test_the_clips_perceptron_gets_wrong(data_dir: Path) -> None:
 
     shown = min(wrong, 5)
     assert len(at.get("audio")) == shown  # each one playable
-    assert len(charts(at, "compare_mfcc_")) == shown
+    assert len(at.get("image")) == shown  # and its MFCC picture beside it
     for i in range(shown):
         detail = at.main.markdown[1 + i].value
         assert "true word **" in detail and "perceptron said **" in detail
@@ -142,9 +142,9 @@ def test_without_the_dataset_the_metadata_parts_still_show(tmp_path: Path, monke
     monkeypatch.setenv("KWS_DATA_DIR", str(tmp_path))
     at = open_compare(compare_model="gone", compare_curves=["gone"])  # choices left from another model set
     check_metadata_parts(at)
-    assert any("synthetic" in c.value for c in at.caption)  # latency timed anyway, and it says on what
+    assert any("synthetic" in c.value for c in at.caption)  # latency as the models loaded, and it says on what
     assert [i.value for i in at.info] == [missing_message(tmp_path)] * 2  # robustness, then the mistakes view
-    assert not at.get("audio") and not charts(at, "compare_mfcc_")
+    assert not at.get("audio") and not at.get("image")
 
 
 def test_every_model_and_the_whole_set_can_be_downloaded() -> None:

@@ -199,6 +199,8 @@ def test_upload_known_clip(try_it: AppTest, known_clip) -> None:
     assert f"Upload: {path.name}" in text_of(at)
     assert re.search(rf"all {len(metrics)} models in \d+\.\d ms", text_of(at))
     assert [t.label for t in at.tabs] == ["MFCC (every model's input)", "Log-mel (what the CNNs see)"]
+    assert [len(tab.get("image")) for tab in at.tabs] == [1, 1]  # each picture a PNG, not a Plotly heatmap
+    assert [c for c in at.get("plotly_chart") if "Waveform" not in c.proto.spec] == []
 
 
 def test_another_word_is_said_to_be_none_of_the_three(try_it: AppTest, other_clip, predictor) -> None:
@@ -384,6 +386,7 @@ def test_noise_at_30_db_keeps_the_word_and_at_minus_5_is_answered_again(try_it: 
     assert sum(w == word for w in words) > len(words) / 2  # barely audible noise: most models keep the word
     assert len(at.get("audio")) == 2  # the clean clip and the noisy one
     assert any("Waveform with noise" in c.proto.spec for c in at.get("plotly_chart"))
+    assert len(at.get("image")) == 3  # the clean clip's two pictures and the noisy clip's MFCCs
     quiet, bars = text_of(at), [p.proto.text for p in at.get("progress")]
 
     at.select_slider(key="tryit_noise_snr").set_value(-5).run()

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import pytest
 from _audio_util import bench_script, word_like
 
-from kws import plots
+from kws import pictures, plots
 from kws.features import PRESETS, log_mel_from_mfcc, mfcc, shapes
 
 #: The frame every page's figure shares: narrow margins, no legend.
@@ -33,12 +33,12 @@ def test_mfcc_colours_spread_over_a_words_range_but_not_over_rounding_noise() ->
     lo, hi = _z_range(plots.mfcc_heatmap_robust(mfcc(clip, settings), settings))
     word = mfcc(clip, settings)[:, 1:]
     assert (lo, hi) == tuple(np.percentile(word, [1, 99]))  # a word: its own 1st-99th percentile
-    assert hi - lo > plots._MIN_MFCC_SPAN
+    assert hi - lo > pictures.MIN_MFCC_SPAN
 
     silent = mfcc(np.zeros(settings.sample_rate, np.float32), settings)
     assert np.ptp(silent[:, 1:]) < 1e-3  # all but constant: only rounding differs
     lo, hi = _z_range(plots.mfcc_heatmap_robust(silent, settings))
-    assert hi - lo == plots._MIN_MFCC_SPAN  # one flat colour, not stripes of noise
+    assert hi - lo == pictures.MIN_MFCC_SPAN  # one flat colour, not stripes of noise
     assert lo <= silent[:, 1:].min() and silent[:, 1:].max() <= hi
 
 
@@ -109,8 +109,12 @@ def test_waveform_shades_the_heard_second_and_outlines_the_spotted_words() -> No
         1,
         "#4C78A8",
     )
-    assert len(trace.x) == len(trace.y) == 4000 and trace.x[1] == 12 / 16000  # every 12th sample's time
-    assert trace.y.max() == np.float32(0.8) and trace.y.min() == np.float32(-0.9)  # each block's peak is kept
+    assert len(trace.x) == len(trace.y) == 2 * 300  # each of 300 blocks' highest and lowest sample, 160 apart
+    np.testing.assert_array_equal(trace.x[:4], np.array([0, 0, 160, 160]) / 16000)
+    assert list(trace.y[150:152]) == [np.float32(0.8), 0]  # sample 12,000 in block 75: its high, then its low
+    assert trace.y.max() == np.float32(0.8) and trace.y.min() == np.float32(-0.9)  # no peak is lost
+    short = plots.waveform(clip[:500], 16000).data[0]
+    assert len(short.y) == 500 and short.x[1] == 1 / 16000  # a short clip: every sample
 
     quiet = _layout(plots.waveform(clip / 4, 16000))
     assert quiet["yaxis"] == {"title": {"text": "amplitude"}} and "shapes" not in quiet  # Plotly's own range
@@ -261,3 +265,28 @@ def test_feature_maps_draw_one_small_image_per_channel(count: int) -> None:
     fig = plots.feature_maps(maps, list(range(count)), PRESETS["standard"], "first convolution")
     assert len(fig.data) == count
     assert [a.text for a in fig.layout.annotations] == [f"channel {c}" for c in range(count)]
+
+
+def test_pictures_are_pngs_of_the_features_in_viridis_with_row_zero_at_the_bottom() -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    settings = PRESETS["standard"]
+    feats = np.zeros((shapes(settings).n_frames, shapes(settings).n_coeffs), np.float32)
+    feats[:, 0] = 1.0  # coefficient 0 at the top of the range, every other at the bottom
+    image = Image.open(BytesIO(pictures.picture(feats, shapes(settings).frame_times(settings), "t", "row", "v")))
+    assert image.format == "PNG" and image.size == (pictures.WIDTH, pictures.HEIGHT)
+    x = (pictures._LEFT + pictures.WIDTH - pictures._RIGHT) // 2
+    bottom, top = pictures.HEIGHT - pictures._BOTTOM - 2, pictures._TOP + 2
+    assert image.getpixel((x, bottom)) == (253, 231, 37)  # Viridis' last stop: the highest value, row 0
+    assert image.getpixel((x, top)) == (68, 1, 84)  # its first: the lowest
+
+    lo, hi = pictures.mfcc_range(feats)
+    assert hi - lo == pictures.MIN_MFCC_SPAN  # flat input: one colour, not stripes of rounding noise
+    assert Image.open(BytesIO(pictures.log_mel_picture(feats, settings))).size == image.size
+
+
+def test_ticks_fall_on_round_numbers() -> None:
+    assert [pictures.nice_step(span, 6) for span in (1.0, 39, 3.0, 0.0)] == [0.2, 10, 0.5, 1.0]
+    assert pictures._ticks(-0.01, 0.99, 6) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
