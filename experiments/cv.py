@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -39,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import probes  # noqa: E402
 from choose import log_loss, mcnemar_p  # noqa: E402
 
 from kws import config, dataset, evaluate, features, segment, train, zoo  # noqa: E402
@@ -52,7 +52,7 @@ logger = logging.getLogger("cv")
 VIEW_SHIFTS = (-1600, -800, 0, 800, 1600)
 #: The views whose average probabilities the record scores as ``tta`` (rule ``tta_2026_11_24``).
 TTA_SHIFTS = (-1600, 0, 1600)
-#: ``best``'s network: "res2d" is the zoo's; "tc" is :func:`kws.zoo.tc_resnet8`, a probe (rule ``tc_2026_11_25``);
+#: ``best``'s network: "res2d" is the zoo's; "tc" is :func:`probes.tc_resnet8`, a probe (rule ``tc_2026_11_25``);
 #: "ssn" is the zoo's with SubSpectral Norm in five bands for every batch norm, a probe (rule ``ssn_2026_11_26``).
 BODIES = ("res2d", "tc", "ssn")
 #: Sub-bands of the "ssn" body.
@@ -136,7 +136,7 @@ def summarise(
     settings: features.FeatureSettings,
     folds: int,
     results: list[dict[str, Any]],
-    head: str = zoo.BEST_HEAD,
+    head: str = probes.BEST_HEAD,
     body: str = BODIES[0],
 ) -> dict[str, Any]:
     """The JSON record: totals, per-fold rows and which clips were wrong (``word/file.wav``, for --compare)."""
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float)
     parser.add_argument("--masks", type=int)
     parser.add_argument("--mixup", type=float)
-    parser.add_argument("--head", choices=zoo.BEST_HEADS, help="best's head, if not the zoo's (--models best only)")
+    parser.add_argument("--head", choices=probes.BEST_HEADS, help="best's head, if not the zoo's (--models best only)")
     parser.add_argument(
         "--body",
         choices=BODIES,
@@ -364,16 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     settings = cfg.settings
     if args.level:
         settings = dataclasses.replace(settings, level=args.level)
-    head = args.head or zoo.BEST_HEAD
+    head = args.head or probes.BEST_HEAD
     variant: dict[str, Any] = {}
-    if head != zoo.BEST_HEAD:
+    if head != probes.BEST_HEAD:
         if cfg.models != ("best",):
             parser.error("--head changes best's head; use it with --models best")
-        variant["best"] = functools.partial(zoo.best, head=head)
+        variant["best"] = probes.best_builder(head=head)
     if args.body != BODIES[0]:
-        if cfg.models != ("best",) or head != zoo.BEST_HEAD:
+        if cfg.models != ("best",) or head != probes.BEST_HEAD:
             parser.error("--body changes best's whole network; use it with --models best and no --head")
-        variant["best"] = zoo.tc_resnet8 if args.body == "tc" else functools.partial(zoo.best, sub_bands=SSN_BANDS)
+        variant["best"] = probes.tc_resnet8 if args.body == "tc" else probes.best_builder(sub_bands=SSN_BANDS)
     items = dataset.scan(args.data_dir)
     with mock.patch.dict(zoo.ZOO, variant):  # fit_one builds by name; the zoo is restored afterwards
         results = [run_fold(cfg, settings, deal(items, args.folds, f), f) for f in (args.only or range(args.folds))]

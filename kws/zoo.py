@@ -180,56 +180,11 @@ def _bn():
     return layers.BatchNormalization(momentum=BN_MOMENTUM)
 
 
-@keras.saving.register_keras_serializable(package="kws")
-class SubSpectralNorm(layers.Layer):
-    """Batch norm with its own statistics and scale for each of ``sub_bands`` stretches of the frequency axis.
-
-    SubSpectral Normalization (Chang et al., "Subspectral normalization for neural audio data processing",
-    ICASSP 2021): one batch norm per picture treats a low band like a high one, though what a channel
-    measures there differs (formants against fricatives). Input ``(batch, frames, rows, channels)``; ``rows``
-    must divide into ``sub_bands``. A probe for ``best`` (rule ``ssn_2026_11_26`` in ``experiments/choice.json``), not
-    adopted: cross-validated, 28 errors in 4,215 clips against plain batch norm's 22.
-    """
-
-    def __init__(self, sub_bands: int, momentum: float = BN_MOMENTUM, **kwargs):
-        super().__init__(**kwargs)
-        self.sub_bands = int(sub_bands)
-        self.momentum = float(momentum)
-        self.norm = layers.BatchNormalization(momentum=self.momentum, name="norm")
-
-    def build(self, input_shape) -> None:
-        _, frames, rows, channels = input_shape
-        if rows % self.sub_bands:
-            raise ValueError(f"{rows} frequency rows do not split into {self.sub_bands} sub-bands")
-        self.norm.build((None, frames, rows // self.sub_bands, self.sub_bands * channels))
-
-    def call(self, x, training=None):
-        _, frames, rows, channels = x.shape
-        s = self.sub_bands
-        y = tf.reshape(x, (-1, frames, s, rows // s, channels))  # (b, t, band, row within band, c)
-        y = tf.reshape(tf.transpose(y, (0, 1, 3, 2, 4)), (-1, frames, rows // s, s * channels))
-        y = self.norm(y, training=training)  # one statistic per (band, channel)
-        y = tf.transpose(tf.reshape(y, (-1, frames, rows // s, s, channels)), (0, 1, 3, 2, 4))
-        return tf.reshape(y, (-1, frames, rows, channels))
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return super().get_config() | {"sub_bands": self.sub_bands, "momentum": self.momentum}
-
-
-def _ssn(sub_bands: int) -> Callable[[], layers.Layer]:
-    """A norm factory for :func:`_residual`: SubSpectral Norm in ``sub_bands`` bands (five suit ``best``: its
-    40, 20 and 10 rows divide)."""
-    return lambda: SubSpectralNorm(sub_bands)
-
-
 def _residual(x, channels: int, conv=layers.Conv2D, kernel: int = 3, stride: int = 1, norm=None):
     """Two convolutions with batch norm and a shortcut (a strided 1x1 projection when the shape changes).
 
-    3x3 ``Conv2D`` for ``best``; ``Conv1D`` over 9 frames, stride 2, for :func:`tc_resnet8`. ``norm`` makes the
-    normalisation layers (default :func:`_bn`).
+    ``conv``, ``kernel`` and ``stride`` choose the convolution (3x3 ``Conv2D`` for ``best``); ``norm`` makes the
+    normalisation layers (default :func:`_bn`). The probes in ``experiments/probes.py`` build on these too.
     """
     norm = norm or _bn
     skip = x
@@ -244,68 +199,37 @@ def _residual(x, channels: int, conv=layers.Conv2D, kernel: int = 3, stride: int
     return layers.ReLU()(layers.Add()([x, skip]))
 
 
-#: How ``best`` sums up its last feature map. "freq" (the default since rule ``head_2026_11_24`` in
-#: ``experiments/choice.json``) averages over time only and keeps the frequency rows, so the head knows *where* in the
-#: spectrum a pattern sits (formants are positions); cross-validated it made 22 errors in 4,215 clips against 30.
-#: "pool" averages over time and frequency (the earlier model), kept so its runs can be repeated
-#: (``experiments/cv.py --head pool``).
-BEST_HEADS = ("freq", "pool")
-BEST_HEAD = BEST_HEADS[0]
-
-
-def best(
-    input_shape: tuple[int, int],
-    n_classes: int,
-    stats=None,
-    bands: int | None = None,
-    head: str = BEST_HEAD,
-    sub_bands: int = 0,
-) -> keras.Model:
-    """log-mel picture -> conv(24)+BN -> pool -> residual(32) -> pool -> residual(48) -> average over time ->
-    the frequency rows flattened -> dropout -> softmax.
-
-    A small ResNet in the spirit of Tang & Lin's res8 for keyword spotting: batch norm for fast, stable
-    training, residual shortcuts, ~56k parameters. Averaging over time means it cannot memorise when in the
-    second a word sits; keeping the frequency rows lets it use where in the spectrum a pattern sits, which a
-    global average threw away (``head="pool"``, see :data:`BEST_HEADS`). (A depthwise-separable variant scored
-    the same but trained 2x slower on this CPU.) ``sub_bands`` > 0 puts :class:`SubSpectralNorm` in every batch
-    norm's place (a probe, ``experiments/cv.py --body ssn``).
-    """
-    if head not in BEST_HEADS:
-        raise ValueError(f"unknown head {head!r}; choose from: {', '.join(BEST_HEADS)}")
-    norm = _ssn(sub_bands) if sub_bands else _bn
-    inputs, x = _image_stem(input_shape, stats, bands)
+def _best_body(x, norm=_bn):
+    """``best``'s feature map: conv(24)+BN -> pool -> residual(32) -> pool -> residual(48). ``norm`` makes its
+    normalisation layers (the probes in ``experiments/probes.py`` swap them)."""
     x = layers.Conv2D(24, 3, padding="same", use_bias=False)(x)
     x = norm()(x)
     x = layers.ReLU()(x)
     x = layers.MaxPooling2D(2)(x)
     x = _residual(x, 32, norm=norm)
     x = layers.MaxPooling2D(2)(x)
-    x = _residual(x, 48, norm=norm)
-    if head == "freq":  # (frames, rows, channels) -> mean over frames -> one vector per frequency row, flattened
-        x = layers.Flatten()(layers.AveragePooling2D(pool_size=(x.shape[1], 1))(x))
-    else:
-        x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.3)(x)
-    return keras.Model(inputs, _head(x, n_classes), name="best")
+    return _residual(x, 48, norm=norm)
 
 
-def tc_resnet8(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
-    """MFCC frames, coefficients as channels -> conv(16, 3 frames)+BN -> 3 temporal residual blocks (24, 32, 48
-    channels, 9 frames, stride 2) -> average over time -> dropout -> softmax.
+def _frequency_rows(x):
+    """(frames, rows, channels) -> mean over frames -> one vector per frequency row, flattened: the head knows
+    *where* in the spectrum a pattern sits (formants are positions), which a global average throws away."""
+    return layers.Flatten()(layers.AveragePooling2D(pool_size=(x.shape[1], 1))(x))
 
-    TC-ResNet8 (Choi et al., "Temporal Convolution for Real-time Keyword Spotting on Mobile Devices", 2019):
-    one-dimensional convolutions over time see the whole spectrum at every layer, where a 3x3 kernel sees
-    three bands, and cost a fraction of the 2-D ones on a CPU. ~65k parameters. A probe for ``best``
-    (``experiments/cv.py --body tc``, rule ``tc_2026_11_25`` in ``experiments/choice.json``), not a model of the zoo.
+
+def best(input_shape: tuple[int, int], n_classes: int, stats=None, bands: int | None = None) -> keras.Model:
+    """log-mel picture -> conv(24)+BN -> pool -> residual(32) -> pool -> residual(48) -> average over time ->
+    the frequency rows flattened -> dropout -> softmax.
+
+    A small ResNet in the spirit of Tang & Lin's res8 for keyword spotting: batch norm for fast, stable
+    training, residual shortcuts, ~56k parameters. Averaging over time means it cannot memorise when in the
+    second a word sits; keeping the frequency rows lets it use where in the spectrum a pattern sits (rule
+    ``head_2026_11_24`` in ``experiments/choice.json``: cross-validated, 22 errors in 4,215 clips against a global
+    average's 30). A depthwise-separable variant scores the same but trains 2x slower on this CPU. The probes
+    that did not replace it (another head, TC-ResNet8, SubSpectral Norm) live in ``experiments/probes.py``.
     """
-    inputs, x = _stem(input_shape, stats)
-    x = layers.Conv1D(16, 3, padding="same", use_bias=False)(x)
-    x = _bn()(x)
-    x = layers.ReLU()(x)
-    for channels in (24, 32, 48):
-        x = _residual(x, channels, conv=layers.Conv1D, kernel=9, stride=2)
-    x = layers.GlobalAveragePooling1D()(x)
+    inputs, x = _image_stem(input_shape, stats, bands)
+    x = _frequency_rows(_best_body(x))
     x = layers.Dropout(0.3)(x)
     return keras.Model(inputs, _head(x, n_classes), name="best")
 
