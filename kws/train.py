@@ -381,6 +381,7 @@ def prepare_data(
     ``x["train"]`` is what the model learns from: the train split, plus the validation split in a refit.
     ``items``: the clips with their splits, instead of scanning ``data_dir`` (cross-validation deals its own).
     """
+    dealt = items is not None  # cross-validation's own clips: no other words beside them
     if items is None:
         items = dataset.scan(data_dir, other=cfg.other)
     items = _limit(items, cfg.limit_per_split, cfg.seed, cfg.labels)
@@ -401,7 +402,7 @@ def prepare_data(
     if cfg.augment and not noise_clips and not cfg.other:
         noise_clips = _noise_clips(data_dir, cfg.fit_splits)
     held_out = [s for s in ("validation", "test") if s not in cfg.fit_splits]
-    open_x = {} if cfg.other or data_dir is None and items is not None else _open_clips(data_dir, held_out, settings)
+    open_x = {} if cfg.other or dealt else _open_clips(data_dir, held_out, settings)
     return _Data(
         x=x,
         y=y,
