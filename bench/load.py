@@ -47,18 +47,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kws.config import data_dir as default_data_dir  # noqa: E402
 from kws.examples import Example, split_examples  # noqa: E402
-from kws.testing import APP_IDLE, CHROMIUM, SIDEBAR_NAV, Server, chromium_args, machine, serve_app, write_record  # noqa: E402
+from kws.testing import (  # noqa: E402
+    APP_IDLE,
+    CHROMIUM,
+    SIDEBAR_NAV,
+    SUMMARY_PATTERN,
+    Server,
+    chromium_args,
+    machine,
+    said_word,
+    serve_app,
+    write_record,
+)
 
 logger = logging.getLogger("bench.load")
 
 UPLOAD_INPUT = ".st-key-tryit_upload input[type='file']"
 UPLOADER = ".st-key-tryit_upload"
 #: The heading the result view shows above the cards (:attr:`kws.inference.Prediction.summary`).
-SUMMARY = re.compile(r"^(Most models say: |No majority: |The models are split: |No speech detected|No voice detected)")
+SUMMARY = re.compile(SUMMARY_PATTERN)
 #: What the page shows, read in one go: the script's state, the source caption, the summary heading, errors.
 #: True once the page may show this upload's outcome: checked inside the page every 100 ms (a round trip to the
 #: driver per check, for twenty pages, was load of its own on the machine being measured).
-SETTLED_JS = """([clip, earlier]) => {
+SETTLED_JS = """([clip, earlier, summary]) => {
     const app = document.querySelector("[data-testid='stApp']");
     if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
     if (document.querySelector("[data-testid='stException']")) return true;
@@ -68,7 +79,7 @@ SETTLED_JS = """([clip, earlier]) => {
     const name = caps[0].slice("Upload: ".length).split(" · ")[0];
     if (name !== clip) return !earlier.includes(name);
     const heads = [...document.querySelectorAll("[data-testid='stHeading']")].map(e => e.textContent.trim());
-    return heads.some(h => /^(Most models say: |No majority: |The models are split: |No speech detected|No voice detected)/.test(h))
+    return heads.some(h => new RegExp(summary).test(h))
         || document.querySelector("[data-testid='stAlert']") !== null;
 }"""
 
@@ -225,14 +236,6 @@ async def wait_uploader_ready(page: Any, timeout_ms: float, settle_s: float = 1.
     raise TimeoutError("Try it never settled")
 
 
-def said_word(summary: str) -> str | None:
-    """The word the summary puts first (what :attr:`Prediction.majority` is); None for no speech."""
-    for pattern in (r"^Most models say: (\w+)", r"^No majority: (\w+) leads", r"^The models are split: (\w+)"):
-        if m := re.match(pattern, summary):
-            return m.group(1)
-    return None
-
-
 async def await_answer(page: Any, answer: Answer, earlier: set[str], network: Network, timeout_s: float) -> None:
     """Wait (checked in the page every 100 ms) until it shows ``answer.clip``'s result, an error for it, or a result
     for a clip other than this one and this session's earlier ones (mixed up); fill in ``answer``."""
@@ -244,7 +247,10 @@ async def await_answer(page: Any, answer: Answer, earlier: set[str], network: Ne
     while (elapsed := time.monotonic() - start) < timeout_s:
         try:
             await page.wait_for_function(
-                SETTLED_JS, arg=[answer.clip, sorted(earlier)], polling=100, timeout=(timeout_s - elapsed) * 1000
+                SETTLED_JS,
+                arg=[answer.clip, sorted(earlier), SUMMARY_PATTERN],
+                polling=100,
+                timeout=(timeout_s - elapsed) * 1000,
             )
         except PlaywrightTimeout:
             state = await page.evaluate(PAGE_STATE_JS)

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kws.config import data_dir as default_data_dir  # noqa: E402
 from kws.examples import Example, split_examples  # noqa: E402
-from kws.testing import APP_IDLE, CHROMIUM, ROOT, chromium_args, machine, serve_app, write_record  # noqa: E402
+from kws.testing import APP_IDLE, CHROMIUM, ROOT, SUMMARY_PATTERN, chromium_args, machine, serve_app, write_record  # noqa: E402
 
 logger = logging.getLogger("bench.serving")
 
@@ -56,7 +56,7 @@ UPLOAD_INPUT = ".st-key-tryit_upload input[type='file']"
 #: Try it's first run has reached its end: the prompt below the four boxes.
 TRYIT_PROMPT = "Give a clip in one of the four ways above"
 #: The heading the result view shows above the cards (:attr:`kws.inference.Prediction.summary`).
-SUMMARY = re.compile(r"^(Most models say: |No majority: |The models are split: |No speech detected|No voice detected)")
+SUMMARY = re.compile(SUMMARY_PATTERN)
 #: Compare's last line, drawn once it has scored the test split.
 COMPARE_LAST = "test clips wrong"
 PAGE_TIMEOUT_S = 120.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -45,6 +46,27 @@ CHROMIUM_ARGS = [
 APP_IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 #: The sidebar's page links (``st.navigation``).
 SIDEBAR_NAV = "[data-testid='stSidebarNav']"
+#: How every :attr:`kws.inference.Prediction.summary` heading begins: a page that shows one has answered. Also a
+#: JavaScript regular expression, for checks that run inside the page.
+SUMMARY_PATTERN = (
+    r"^(Most models say: |No majority: |The models are split: |Not one of the three words|No speech detected"
+    r"|No voice detected)"
+)
+
+
+def said_word(summary: str) -> str | None:
+    """The word a summary heading puts first (what :attr:`kws.inference.Prediction.majority` is): a keyword,
+    ``"other"`` where it says not one of the three words, None for no speech or no voice."""
+    if summary.startswith("Not one of the three words"):
+        return "other"
+    for pattern in (
+        r"^Most models say: (.+)$",
+        r"^No majority: (.+) leads",
+        r"^The models are split: (.+?)(?: / | \()",
+    ):
+        if m := re.match(pattern, summary):
+            return "other" if m.group(1).startswith("none of the three") else m.group(1)
+    return None
 
 
 def chromium_args(fake_audio: str | Path | None = None) -> list[str]:

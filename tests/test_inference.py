@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -231,6 +232,28 @@ def test_a_tie_or_a_plurality_is_not_said_as_a_majority(predictor) -> None:
     most = saying(p, "cat", "cat", "bed", "cat", "happy", "cat")
     assert most.split == [] and most.summary == "Most models say: cat"
     assert dataclasses.replace(three_three, no_speech=True).split == []
+
+
+def test_every_summary_heading_is_read_back_as_its_majority(predictor) -> None:
+    """The benches find an answer on the page by its heading (``kws.testing``): every kind of verdict, "other"
+    and no speech included, matches the pattern and reads back as the prediction's majority."""
+    import dataclasses
+
+    from kws.testing import SUMMARY_PATTERN, said_word
+
+    p = predictor.predict(word_like(0.5), RATE)
+    mixes = [
+        ("cat",) * 6,
+        ("other", "other", "other", "other", "cat", "bed"),
+        ("other", "other", "other", "cat", "cat", "bed"),
+        ("cat", "other", "cat", "other", "cat", "other"),
+        ("happy", "cat", "bed", "cat", "bed", "happy"),
+    ]
+    verdicts = [saying(p, *words) for words in mixes] + [dataclasses.replace(p, no_speech=True)]
+    for verdict in verdicts:
+        assert re.match(SUMMARY_PATTERN, verdict.summary), verdict.summary
+        assert said_word(verdict.summary) == verdict.majority, verdict.summary
+    assert said_word("Uploaded a clip") is None
 
 
 def test_a_span_is_answered_alone_and_placed_on_the_whole_clip(predictor) -> None:
