@@ -1,15 +1,16 @@
-"""Feature pictures (MFCC, log-mel) as PNG images with their axes drawn in, for the Try it page.
+"""Try it's pictures (waveform, MFCC, log-mel) as PNG images with their axes drawn in.
 
-A Plotly heatmap is a whole chart for the browser to build (SVG axes, hover layer, a canvas per trace), and Try
-it showed two after every answer: with ten pages answering at once on two cores, the browsers' drawing was what
-the answers waited for (``bench/README.md``). A PNG is decoded and placed. The axes, their ticks and titles and
-the colour bar are drawn into it here, so the picture still says what across, up and colour mean; only the
-hover read-out of single cells is lost.
+A Plotly chart is a whole chart for the browser to build (SVG axes, hover layer, a canvas per trace), and the
+first one on a page makes the browser load and compile Plotly's JavaScript; with many pages answering at once on
+one machine, that drawing is what the answers wait for (``bench/load.py``). A PNG is decoded and placed. The axes,
+their ticks and titles and the colour bar are drawn into it here, so the picture still says what across, up and
+colour mean; the hover read-out is lost, and the waveform's caption says in words what it marks.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
@@ -29,6 +30,7 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 120, 170, 64, 96  # room for the y ticks and titl
 _BAR_GAP, _BAR_WIDTH = 24, 28
 _FONT_PX, _TITLE_PX = 22, 28
 _INK, _GRID = (49, 51, 63), (120, 120, 120)  # Streamlit's text colour; tick marks
+_WAVE, _MARK = (76, 120, 168), (84, 162, 75)  # the waveform's blue; a spotted word's green
 
 
 @cache
@@ -66,6 +68,7 @@ def _ticks(low: float, high: float, most: int) -> list[float]:
 
 
 def _label(value: float, step: float) -> str:
+    value = 0.0 if abs(value) < step * 1e-6 else value  # no "-0.0" from a tick's rounding
     return f"{value:.0f}" if step >= 1 else f"{value:.{max(0, -int(np.floor(np.log10(step))))}f}"
 
 
@@ -94,21 +97,13 @@ def picture(
 
     dt = float(times[1] - times[0]) if len(times) > 1 else 1.0
     t_low, t_high = (float(times[0]) - dt / 2, float(times[-1]) + dt / 2) if len(times) else (0.0, 1.0)
-    step = nice_step(t_high - t_low, 6)
-    for t in _ticks(t_low, t_high, 6):
-        x = x0 + (t - t_low) / (t_high - t_low) * (x1 - x0)
-        draw.line([(x, y1), (x, y1 + 8)], fill=_GRID, width=2)
-        draw.text((x, y1 + 12), _label(t, step), fill=_INK, font=font, anchor="mt")
-    draw.text(((x0 + x1) / 2, HEIGHT - 12), "time (s)", fill=_INK, font=font, anchor="md")
+    _time_axis(draw, (x0, y0, x1, y1), t_low, t_high)
 
     for r in _ticks(0, rows - 1, 6) if rows else []:
         y = y1 - (r + 0.5) / rows * (y1 - y0)
         draw.line([(x0 - 8, y), (x0, y)], fill=_GRID, width=2)
         draw.text((x0 - 12, y), f"{r + 0.0:.0f}", fill=_INK, font=font, anchor="rm")
-    side = Image.new("RGBA", (y1 - y0, _FONT_PX + 8), (255, 255, 255, 0))
-    ImageDraw.Draw(side).text(((y1 - y0) / 2, 0), axis, fill=_INK, font=font, anchor="mt")
-    rotated = side.rotate(90, expand=True)
-    image.paste(rotated, (8, y0), rotated)
+    _side_title(image, axis, y0, y1)
 
     bar_x = x1 + _BAR_GAP
     ramp = colours(np.linspace(z_range[1], z_range[0], y1 - y0)[:, None].repeat(_BAR_WIDTH, 1), z_range)
@@ -121,9 +116,104 @@ def picture(
         draw.text((bar_x + _BAR_WIDTH + 10, y), _label(v, step), fill=_INK, font=font, anchor="lm")
     draw.text((bar_x, y0 - 10), unit, fill=_INK, font=font, anchor="ld")
 
+    return _png(image)
+
+
+def _time_axis(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], t_low: float, t_high: float) -> None:
+    """Time ticks (s) along the bottom of ``box`` (x0, y0, x1, y1), ``t_low`` to ``t_high`` across, and its title."""
+    x0, _, x1, y1 = box
+    font, step = _font(_FONT_PX), nice_step(t_high - t_low, 6)
+    for t in _ticks(t_low, t_high, 6):
+        x = x0 + (t - t_low) / ((t_high - t_low) or 1.0) * (x1 - x0)
+        draw.line([(x, y1), (x, y1 + 8)], fill=_GRID, width=2)
+        draw.text((x, y1 + 12), _label(t, step), fill=_INK, font=font, anchor="mt")
+    draw.text(((x0 + x1) / 2, HEIGHT - 12), "time (s)", fill=_INK, font=font, anchor="md")
+
+
+def _side_title(image: Image.Image, text: str, y0: int, y1: int) -> None:
+    """``text`` up the left edge, centred between ``y0`` and ``y1``."""
+    side = Image.new("RGBA", (y1 - y0, _FONT_PX + 8), (255, 255, 255, 0))
+    ImageDraw.Draw(side).text(((y1 - y0) / 2, 0), text, fill=_INK, font=_font(_FONT_PX), anchor="mt")
+    rotated = side.rotate(90, expand=True)
+    image.paste(rotated, (8, y0), rotated)
+
+
+def _png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", compress_level=1)  # zlib's fastest: a third of the default's time, ~1.5x the bytes
     return out.getvalue()
+
+
+def waveform_picture(
+    samples: np.ndarray,
+    sample_rate: int,
+    window: tuple[float, float] | None = None,
+    title: str = "Waveform",
+    marks: Sequence[tuple[float, float, str]] = (),
+) -> bytes:
+    """The recording as a PNG: its envelope (each pixel column's lowest to highest sample), the 1-second
+    ``window`` the models heard shaded, and ``marks`` (start, end, word), the words spotted during a live take,
+    outlined and named along the bottom. Amplitude runs over +-1.05 for a loud clip (any sample past 0.5), else
+    over the clip's own peak, so a quiet word still shows its shape."""
+    x = np.asarray(samples, dtype=np.float32).ravel()
+    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    draw = ImageDraw.Draw(image, "RGBA")
+    font = _font(_FONT_PX)
+    x0, y0, x1, y1 = _LEFT, _TOP, WIDTH - _BAR_GAP, HEIGHT - _BOTTOM
+    duration = len(x) / sample_rate if len(x) else 1.0
+    peak = float(np.abs(x).max(initial=0.0))
+    top = 1.05 if peak > 0.5 else max(peak * 1.05, 1e-3)
+
+    def at_x(t: float) -> float:
+        return x0 + t / duration * (x1 - x0)
+
+    def at_y(v):  # a float or an array of them
+        return y0 + (top - v) / (2 * top) * (y1 - y0)
+
+    if window is not None:
+        draw.rectangle([at_x(window[0]), y0, at_x(window[1]), y1], fill=(245, 133, 24, 46))
+    if len(x):  # one pixel column per slice of samples, filled from its lowest to its highest
+        starts = np.minimum(np.linspace(0, len(x), x1 - x0 + 1).astype(int)[:-1], len(x) - 1)
+        high, low = (np.clip(at_y(np.ufunc.reduceat(f, x, starts)), y0, y1) for f in (np.maximum, np.minimum))
+        rows = np.arange(y0, y1 + 1)[:, None]
+        inside = (rows >= np.floor(high)) & (rows <= np.ceil(low))
+        plot = np.asarray(image.crop((x0, y0, x1, y1 + 1))).copy()
+        plot[inside] = _WAVE
+        image.paste(Image.fromarray(plot), (x0, y0))
+        draw = ImageDraw.Draw(image, "RGBA")
+    if window is not None:
+        draw.text((at_x(window[0]) + 6, y0 + 6), "heard by the models", fill=_INK, font=font, anchor="lt")
+    for start, end, word in marks:
+        _dotted_box(draw, (at_x(start), y0, at_x(end), y1))
+        draw.text((at_x(start) + 6, y1 - 6), word, fill=_MARK, font=font, anchor="lb")
+    draw.rectangle([x0, y0, x1, y1], outline=_GRID, width=1)
+    draw.text((x0, y0 / 2), title, fill=_INK, font=_font(_TITLE_PX), anchor="lm")
+    _time_axis(draw, (x0, y0, x1, y1), 0.0, duration)
+    step = nice_step(2 * top, 4)
+    for v in _ticks(-top, top, 4):
+        draw.line([(x0 - 8, at_y(v)), (x0, at_y(v))], fill=_GRID, width=2)
+        draw.text((x0 - 12, at_y(v)), _label(v, step), fill=_INK, font=font, anchor="rm")
+    _side_title(image, "amplitude", y0, y1)
+    return _png(image)
+
+
+def _dotted_box(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], dash: int = 8) -> None:
+    """A dotted outline (PIL draws only solid lines): short dashes along each side."""
+    left, upper, right, lower = box
+    for a in np.arange(upper, lower, 2 * dash):
+        for side in (left, right):
+            draw.line([(side, a), (side, min(a + dash, lower))], fill=_MARK, width=3)
+    for a in np.arange(left, right, 2 * dash):
+        for side in (upper, lower):
+            draw.line([(a, side), (min(a + dash, right), side)], fill=_MARK, width=3)
+
+
+def waveform_caption(window: tuple[float, float] | None, marks: Sequence[tuple[float, float, str]] = ()) -> str:
+    """What :func:`waveform_picture` marks, in words (a picture has no hover read-out): the heard second and each
+    spotted word's span."""
+    parts = [f"Shaded: the second the models heard, {window[0]:.2f}–{window[1]:.2f} s"] if window else []
+    parts += [f"{word} {start:.2f}–{end:.2f} s" for start, end, word in marks]
+    return " · ".join(parts)
 
 
 def mfcc_range(feats: np.ndarray) -> tuple[float, float] | None:

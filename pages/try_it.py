@@ -7,7 +7,7 @@ from functools import partial
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from kws import mic, pictures, plots, ui
+from kws import mic, pictures, ui
 from kws.audio import load_audio
 from kws.config import data_dir
 from kws.dataset import missing_message
@@ -96,9 +96,10 @@ if prediction.no_speech:
 wave, spectrum = st.columns(2)
 window = (prediction.window.start_s, prediction.window.end_s)
 marks = [(s.at_s, s.end_s, s.word) for s in ui.in_recording(result)]
-wave.plotly_chart(plots.waveform(prediction.clip.samples, prediction.clip.sample_rate, window, marks=marks))
+# pictures, not Plotly charts: ten browsers answering at once waited on drawing those (kws.pictures)
+wave_png = pictures.waveform_picture(prediction.clip.samples, prediction.clip.sample_rate, window, marks=marks)
+wave.image(wave_png, caption=pictures.waveform_caption(window, marks), width="stretch")
 mfcc_tab, mel_tab = spectrum.tabs(["MFCC (every model's input)", "Log-mel (what the CNNs see)"])
-# pictures, not Plotly heatmaps: ten browsers answering at once waited on drawing those (kws.pictures)
 mfcc_tab.image(pictures.mfcc_picture(prediction.features, prediction.feature_settings), width="stretch")
 mel_tab.image(pictures.log_mel_picture(prediction.features, prediction.feature_settings), width="stretch")
 ui.players(prediction.clip, prediction.window)

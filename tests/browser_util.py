@@ -173,6 +173,14 @@ def wait_for_charts(page: Any, timeout_ms: float = 30_000, settle_ms: float = 1_
         page.wait_for_timeout(100)
 
 
+def wait_for_pictures(page: Any, count: int, timeout_ms: float = 30_000) -> None:
+    """Wait until at least ``count`` of the page's ``st.image`` pictures (Try it's waveform and feature pictures,
+    :mod:`kws.pictures`) are decoded and laid out with a width."""
+    drawn = """() => [...document.querySelectorAll("[data-testid='stImage'] img")]
+        .filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length"""
+    page.wait_for_function(f"({drawn})() >= {count}", timeout=timeout_ms)
+
+
 def charts_cut_off(page: Any) -> list[str]:
     """Plotly charts drawn wider than the element that holds them, so part of them is hidden: Plotly draws at
     150 px or more, whatever room a column leaves it. Charts in a hidden tab (no width at all) are not counted."""

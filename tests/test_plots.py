@@ -290,3 +290,34 @@ def test_pictures_are_pngs_of_the_features_in_viridis_with_row_zero_at_the_botto
 def test_ticks_fall_on_round_numbers() -> None:
     assert [pictures.nice_step(span, 6) for span in (1.0, 39, 3.0, 0.0)] == [0.2, 10, 0.5, 1.0]
     assert pictures._ticks(-0.01, 0.99, 6) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+
+
+def test_the_waveform_picture_shades_the_heard_second_and_outlines_spotted_words() -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    rate, clip = 16000, np.zeros(48000, np.float32)
+    clip[19200:20800] = 0.9 * np.sin(np.arange(1600) / 3)  # a loud burst at 1.2-1.3 s
+    png = pictures.waveform_picture(clip, rate, (0.75, 1.75), marks=[(2.1, 2.6, "cat")])
+    image = Image.open(BytesIO(png)).convert("RGB")
+    assert png.startswith(b"\x89PNG") and image.size == (pictures.WIDTH, pictures.HEIGHT)
+    x0, x1 = pictures._LEFT, pictures.WIDTH - pictures._BAR_GAP
+    y0, y1 = pictures._TOP, pictures.HEIGHT - pictures._BOTTOM
+
+    def at(t: float, share: float) -> tuple[int, int, int]:  # share: 0 at the top of the plot, 1 at its bottom
+        return image.getpixel((round(x0 + t / 3.0 * (x1 - x0)), round(y0 + share * (y1 - y0))))
+
+    assert at(1.25, 0.1) == pictures._WAVE  # the burst reaches +-0.9 of a +-1.05 scale
+    assert at(0.3, 0.1) == (255, 255, 255) and at(0.3, 0.5) == pictures._WAVE  # silence: a flat line at zero
+    shaded = at(1.6, 0.1)
+    assert shaded != (255, 255, 255) and shaded[0] > shaded[2]  # the heard second, an orange wash
+    assert at(2.1, 0.52) == pictures._MARK or at(2.1, 0.53) == pictures._MARK  # the dotted outline of "cat"
+    assert pictures.waveform_caption((0.75, 1.75), [(2.1, 2.6, "cat")]) == (
+        "Shaded: the second the models heard, 0.75–1.75 s · cat 2.10–2.60 s"
+    )
+
+    quiet = Image.open(BytesIO(pictures.waveform_picture(clip / 100, rate))).convert("RGB")  # its own peak
+    assert quiet.getpixel((round(x0 + 1.25 / 3.0 * (x1 - x0)), round(y0 + 0.1 * (y1 - y0)))) == pictures._WAVE
+    for odd in (np.zeros(0, np.float32), clip[:100]):  # empty, shorter than the picture is wide
+        assert Image.open(BytesIO(pictures.waveform_picture(odd, rate))).size == (pictures.WIDTH, pictures.HEIGHT)
