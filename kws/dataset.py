@@ -32,8 +32,8 @@ import numpy as np
 
 from kws import cache, config, store
 from kws.audio import AudioError, load_audio
-from kws.features import FeatureSettings, mfcc_batch, shapes
-from kws.segment import batch_windows
+from kws.features import FeatureSettings, shapes
+from kws.segment import model_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -210,10 +210,6 @@ def load_waveforms(items: Sequence[Item], progress: Progress | None = None) -> W
     return result
 
 
-def _features_of(clips: list[np.ndarray], settings: FeatureSettings) -> np.ndarray:
-    return mfcc_batch(batch_windows(clips, settings), settings)
-
-
 def read_and_featurize(
     items: Sequence[Item], settings: FeatureSettings, progress: Progress | None = None
 ) -> tuple[Waveforms, np.ndarray]:
@@ -239,7 +235,7 @@ def read_and_featurize_many(
             read.items += part.items
             read.skipped += part.skipped
             if part.clips:
-                pending.append([pool.submit(_features_of, part.clips, s) for s in settings])
+                pending.append([pool.submit(model_inputs, part.clips, s) for s in settings])
             if progress:
                 progress("reading", min(start + _CHUNK, len(items)), len(items))
         parts: list[list[np.ndarray]] = [[] for _ in settings]
@@ -264,7 +260,7 @@ def featurize(clips: Sequence[np.ndarray], settings: FeatureSettings, progress: 
 
     def work(start: int) -> int:
         part = clips[start : start + _CHUNK]
-        out[start : start + len(part)] = _features_of(list(part), settings)
+        out[start : start + len(part)] = model_inputs(list(part), settings)
         return len(part)
 
     done = 0

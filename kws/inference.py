@@ -22,8 +22,8 @@ import numpy as np
 
 from kws import config, lite, store
 from kws.audio import Clip, clip_from_array
-from kws.features import FeatureSettings, mfcc, shapes
-from kws.segment import VOICE_THRESHOLD, Window, aperiodicity, find_window
+from kws.features import FeatureSettings, shapes
+from kws.segment import VOICE_THRESHOLD, Window, aperiodicity, find_window, model_input
 from kws.timing import median_latency_ms
 
 logger = logging.getLogger(__name__)
@@ -270,9 +270,8 @@ class Predictor:
         return [m.name for m in self.models]
 
     def features_for(self, samples: np.ndarray, settings: FeatureSettings) -> tuple[Window, np.ndarray]:
-        """The window and MFCCs of 16 kHz samples under ``settings`` (the one feature path)."""
-        window = find_window(samples, settings)
-        return window, mfcc(window.samples, settings)
+        """The window and MFCCs of 16 kHz samples under ``settings``: :func:`kws.segment.model_input`."""
+        return model_input(samples, settings)
 
     def _windows(self, samples: np.ndarray) -> dict[FeatureSettings, Window]:
         """The window of 16 kHz samples under each of the models' settings, found once per rate and length."""
@@ -290,10 +289,10 @@ class Predictor:
         return [self.models[i](x) for i in group]
 
     def _answer(
-        self, windows: dict[FeatureSettings, Window], check: bool
+        self, samples: np.ndarray, windows: dict[FeatureSettings, Window], check: bool
     ) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray], float | None]:
-        """Window and MFCCs per settings, every model's probabilities (in model order), and, with ``check``, the
-        aperiodicity of the shown window (else None).
+        """Window (from ``windows``, found in ``samples``) and MFCCs per settings, every model's probabilities (in
+        model order), and, with ``check``, the aperiodicity of the shown window (else None).
 
         Each settings' models start on the worker threads as soon as their MFCCs are ready, while this thread
         computes the next MFCCs and the voice check: the interpreter lets go of the GIL while it computes.
@@ -301,8 +300,8 @@ class Predictor:
         inputs: dict[FeatureSettings, tuple[Window, np.ndarray]] = {}
         pending: list[tuple[list[int], Future[list[np.ndarray]] | list[np.ndarray]]] = []
         for s in self._settings:
-            inputs[s] = (windows[s], feats := mfcc(windows[s].samples, s))
-            x = feats[None]
+            inputs[s] = model_input(samples, s, windows[s])
+            x = inputs[s][1][None]
             # the last settings' one group runs here, right after its MFCCs, while the others' run on the workers
             last = s == self._settings[-1] and len(self._settings) > 1 and len(self._groups[s]) == 1
             for group in self._groups[s]:
@@ -320,7 +319,7 @@ class Predictor:
         self, samples: np.ndarray
     ) -> tuple[dict[FeatureSettings, tuple[Window, np.ndarray]], list[np.ndarray]]:
         """Windows and features per settings, and every model's probabilities, for 16 kHz samples."""
-        inputs, outputs, _ = self._answer(self._windows(samples), check=False)
+        inputs, outputs, _ = self._answer(samples, self._windows(samples), check=False)
         return inputs, outputs
 
     def predict_clip(self, clip: Clip) -> Prediction:
@@ -330,7 +329,7 @@ class Predictor:
         shown = self.display_settings
         window = windows[shown]
         limit = self.thresholds.no_voice
-        inputs, outputs, aperiodic = self._answer(windows, check=window.has_speech and limit is not None)
+        inputs, outputs, aperiodic = self._answer(clip.samples, windows, check=window.has_speech and limit is not None)
         no_voice = aperiodic is not None and limit is not None and aperiodic > limit
         feats = inputs[shown][1]
         elapsed = (time.perf_counter() - t0) * 1000

@@ -21,8 +21,8 @@ import soundfile as sf
 
 from kws import config, dataset, features
 from kws.audio import load_audio
-from kws.features import FeatureSettings, mfcc
-from kws.segment import Window, find_window, loudness_db
+from kws.features import FeatureSettings
+from kws.segment import Window, loudness_db, model_input
 from kws.store import fitted_splits
 
 if TYPE_CHECKING:
@@ -264,8 +264,8 @@ class ClipView:
 def clip_view(path: str | Path, settings: FeatureSettings) -> ClipView:
     """Decode a clip and compute what a model with ``settings`` gets to see (the app's one feature path)."""
     clip = load_audio(path)
-    window = find_window(clip.samples, settings)
-    return ClipView(clip.samples, clip.sample_rate, window, mfcc(window.samples, settings), settings)
+    window, feats = model_input(clip.samples, settings)
+    return ClipView(clip.samples, clip.sample_rate, window, feats, settings)
 
 
 # --- dataset statistics -----------------------------------------------------------------------------------

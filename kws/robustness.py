@@ -6,11 +6,11 @@ mixed in at each SNR of :data:`SNRS` (:func:`kws.noise.mix_at_snr`), the SNR mea
 hear: the window :func:`kws.segment.find_window` finds in the *clean* clip with the set's first model's settings
 (every preset's window is one second, so this is the window all of them hear). The clip keeps the same noise
 clip and loop offset at every SNR, so only the noise's level changes along a curve. Each model then hears the
-noisy clip through the one feature path (``find_window`` + MFCCs with its own settings) and answers in one batch
-per SNR. A clip that is silent where the models listen cannot be given an SNR and is left out of every column.
-Keyword accuracy is over the keyword clips (an ``other`` answer to one is wrong); false accepts over the clips of
-other words and noise, at the app's operating point (:func:`kws.evaluate.open_scores`, as ``evaluate`` reports
-them), for every model: a three-label model accepts whatever it is sure of.
+noisy clip through the one feature path (:func:`kws.segment.model_inputs`, with its own settings) and answers in
+one batch per SNR. A clip that is silent where the models listen cannot be given an SNR and is left out of every
+column. Keyword accuracy is over the keyword clips (an ``other`` answer to one is wrong); false accepts over the
+clips of other words and noise, at the app's operating point (:func:`kws.evaluate.open_scores`, as ``evaluate``
+reports them), for every model: a three-label model accepts whatever it is sure of.
 
 The result is stored as JSON in the cache folder under a key of the model set (its JSON files' bytes), the test
 split's files, the noise, the seed and the SNRs, so the Compare page draws it at once. :func:`start` runs
@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from kws import config, dataset, noise, store
-from kws.features import mfcc_batch
-from kws.segment import find_window
+from kws.segment import model_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +159,7 @@ def measure(
         else:
             y.append(item.label_index)
             for s in settings:
-                batch = mfcc_batch(np.stack([find_window(samples, s).samples for samples in noisy]), s)
+                batch = model_inputs(noisy, s)
                 for level, row in enumerate(batch):
                     feats[s][level].append(row)
         if progress:

@@ -2,18 +2,20 @@
 
 Recordings are rarely exactly one second. The window with the most energy holds the word; among the
 near-best positions the middle one is taken, so a short word sits centred. Clips shorter than the window are
-padded with zeros on both sides. Training, evaluation, the app and the CLI all go through :func:`find_window`.
+padded with zeros on both sides. Training, evaluation, the app and the CLI all turn a recording into model input
+through :func:`model_input` (one clip) or :func:`model_inputs` (many): the window, then its MFCCs.
 A window loud enough to be speech may still hold no voice (a clap, a tap, a hiss): :func:`aperiodicity` tells.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kws.features import FeatureSettings, copy_window, shapes
+from kws.features import FeatureSettings, copy_window, mfcc, mfcc_batch, shapes
 
 #: Energy frames for the search: 10 ms steps at 16 kHz.
 _STEP = 160
@@ -132,7 +134,7 @@ def find_window(samples: np.ndarray, settings: FeatureSettings) -> Window:
     return Window(window, start / rate, end / rate, level)
 
 
-def batch_windows(clips: list[np.ndarray], settings: FeatureSettings) -> np.ndarray:
+def batch_windows(clips: Sequence[np.ndarray], settings: FeatureSettings) -> np.ndarray:
     """Stack the windows of many clips into ``(n, clip_samples)`` for :func:`kws.features.mfcc_batch`.
 
     The same placement as :func:`find_window`, without the loudness that only a single answer needs.
@@ -142,6 +144,29 @@ def batch_windows(clips: list[np.ndarray], settings: FeatureSettings) -> np.ndar
     for i, clip in enumerate(clips):
         _place(np.asarray(clip, dtype=np.float32), length, out[i])
     return out
+
+
+def model_input(
+    samples: np.ndarray, settings: FeatureSettings, window: Window | None = None
+) -> tuple[Window, np.ndarray]:
+    """The window of ``samples`` (16 kHz) and its MFCCs ``(n_frames, n_mfcc)`` under ``settings``.
+
+    The one path from a recording to model input: training, evaluation, the app and the CLI call it (or
+    :func:`model_inputs` for many clips), so no model ever hears features computed another way. ``window``, when
+    given, is used as found (the app finds one window per clip length and shares it between settings).
+    """
+    if window is None:
+        window = find_window(samples, settings)
+    return window, mfcc(window.samples, settings)
+
+
+def model_inputs(clips: Sequence[np.ndarray], settings: FeatureSettings) -> np.ndarray:
+    """The MFCCs ``(n, n_frames, n_mfcc)`` of many recordings: :func:`model_input`'s features, in one batch.
+
+    The windows are placed as :func:`find_window` places them and featurized together by
+    :func:`kws.features.mfcc_batch` in one call.
+    """
+    return mfcc_batch(batch_windows(clips, settings), settings)
 
 
 def shifted_windows(samples: np.ndarray, settings: FeatureSettings, shifts: tuple[int, ...]) -> np.ndarray:

@@ -9,8 +9,8 @@ from typing import Protocol
 
 import numpy as np
 
-from kws.features import FeatureSettings, mfcc
-from kws.segment import find_window
+from kws.features import FeatureSettings
+from kws.segment import model_input
 
 
 class _Timed(Protocol):
@@ -33,13 +33,13 @@ def median_latency_ms(models: Sequence[_Timed], clips: Sequence[np.ndarray], rou
     if not clips:
         return {}
     for model in models:
-        model(mfcc(find_window(clips[0], model.settings).samples, model.settings)[None])
+        model(model_input(clips[0], model.settings)[1][None])
     times: dict[str, list[float]] = {model.name: [] for model in models}
     for turn in range(rounds):
         for model in models if turn % 2 == 0 else reversed(models):
             for clip in clips:
                 t0 = time.perf_counter()
-                feats = mfcc(find_window(clip, model.settings).samples, model.settings)
+                _, feats = model_input(clip, model.settings)
                 model(feats[None])
                 times[model.name].append((time.perf_counter() - t0) * 1000)
     return {name: float(statistics.median(t)) for name, t in times.items()}

@@ -1,4 +1,4 @@
-"""segment.find_window: the word ends up centred in the window, and silence is told apart from speech."""
+"""segment: the word is centred in the window, silence is told from speech, and a clip becomes model input."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _audio_util import RATE, clap, real_data_dir, word_like
 
-from kws.features import preset, shapes
+from kws.features import FeatureSettings, mfcc, preset, shapes
 from kws.segment import (
     SPEECH_THRESHOLD_DB,
     VOICE_THRESHOLD,
@@ -14,6 +14,8 @@ from kws.segment import (
     batch_windows,
     find_window,
     loudness_db,
+    model_input,
+    model_inputs,
     shifted_windows,
 )
 
@@ -107,6 +109,23 @@ def test_batch_windows() -> None:
     assert out.shape == (3, RATE) and out.dtype == np.float32
     for row, clip in zip(out, clips):  # short, long and exact clips: the same placement as find_window
         np.testing.assert_array_equal(row, find_window(clip, S).samples)
+
+
+@pytest.mark.parametrize("settings", [FeatureSettings(), preset("lecture_exact")], ids=["default", "lecture_exact"])
+def test_model_input_is_the_window_then_its_mfccs(settings: FeatureSettings) -> None:
+    clips = [word_like(0.3), embed(2.5, 1.0), np.zeros(RATE, np.float32)]  # short, long, silent
+    for clip in clips:
+        window, feats = model_input(clip, settings)
+        expected = find_window(clip, settings)
+        assert (window.start_s, window.end_s, window.level_db) == (expected.start_s, expected.end_s, expected.level_db)
+        np.testing.assert_array_equal(window.samples, expected.samples)
+        np.testing.assert_array_equal(feats, mfcc(expected.samples, settings))
+    given = find_window(embed(2.0, 0.2), settings)  # a window handed in is used as it is, not found again
+    window, feats = model_input(clips[0], settings, given)
+    assert window is given
+    np.testing.assert_array_equal(feats, mfcc(given.samples, settings))
+    batch = model_inputs(clips, settings)
+    np.testing.assert_array_equal(batch, np.stack([model_input(clip, settings)[1] for clip in clips]))
 
 
 def test_shifted_windows_move_the_window_with_real_context_or_zeros() -> None:
