@@ -24,8 +24,8 @@ TARGET_RATE = 16000
 MAX_SECONDS = 30.0
 #: Refuse inputs larger than this before decoding anything (a 30 s 48 kHz 32-bit stereo WAV is ~11 MB).
 MAX_BYTES = 50 * 1024 * 1024
-#: Shorter input cannot hold a word (the dataset's shortest clip is 0.47 s): an error, not a guess. A loud
-#: 10-sample click was named "cat" with 89% by the perceptron before this check.
+#: Shorter input cannot hold a word (the dataset's shortest clip is 0.47 s): an error, not a guess (a model
+#: names any loud click as some word).
 MIN_SECONDS = 0.1
 
 

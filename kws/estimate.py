@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from kws.options import TrainConfig
 
 #: Milliseconds per training example per epoch (fit + validation) on two CPU cores, tensorflow-cpu 2.21.
-#: perceptron, cnn1 and best come from the shipped models' train_seconds; the others were measured with
+#: perceptron, cnn1 and best come from the shipped models' train_seconds; the others are measured with
 #: synthetic batches on the same machine and scaled by the ratio seen for the first three.
 COST_MS: dict[str, dict[str, float]] = {
     "standard": {"perceptron": 0.04, "cnn1": 0.19, "cnn2": 0.6, "cnn2_dropout": 0.7, "lstm": 0.45, "best": 2.8},

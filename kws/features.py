@@ -39,7 +39,7 @@ class FeatureSettings:
     top_db: float | None = 80.0
     #: The dB reference: "absolute" (power 1, so a quiet recording gives a dim picture) or "peak" (the clip's
     #: loudest cell, so the picture is the same at any recording level: loudness carries nothing about the
-    #: word, and the quietest clips were far beyond the gain augmentation's reach).
+    #: word, and the quietest clips are far beyond the gain augmentation's reach).
     level: str = "absolute"
     #: Move each window's content so its energy centroid sits mid-window (zeros fill what moves in) before the
     #: MFCCs. A linear model reads every cell by its position, so a word said 100 ms early is a different
@@ -168,7 +168,7 @@ def mel_filterbank(settings: FeatureSettings) -> np.ndarray:
     ``librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax)`` returns (a test checks it).
 
     Written out rather than taken from librosa: importing ``librosa.filters`` and its first call (numba, scipy.signal)
-    took ~1.7 s, most of a cold ``python -m kws predict``, for twenty lines of numpy.
+    cost ~1.7 s, most of a cold ``python -m kws predict``, for twenty lines of numpy.
     """
     fft_hz = np.linspace(0, settings.sample_rate / 2, 1 + settings.n_fft // 2)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(settings.fmin), _hz_to_mel(settings.fmax), settings.n_mels + 2))

@@ -128,7 +128,7 @@ def list_sets() -> list[ModelSet]:
 
 def set_rows(sets: list[ModelSet] | None = None) -> list[dict[str, Any]]:
     """One table row per set, for the page. No "created" column: a retrained set's name is its creation time, and
-    with it the table was 975 px wide in a laptop's 904 (the models list of the shipped set is long)."""
+    without it the table fits a laptop's width (the shipped set's list of models is long)."""
     return [
         {
             "set": s.name,

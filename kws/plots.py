@@ -168,7 +168,7 @@ def training_curves(
         xaxis=_axis("epoch"),
         yaxis=_axis(metric),
         showlegend=True,
-        # the legend under the plot: at its side it took half the width of a half-page chart on a laptop screen
+        # the legend under the plot: at its side it takes half the width of a half-page chart on a laptop screen
         legend=dict(orientation="h", x=0, xanchor="left", y=-0.25, yanchor="top"),
     )
 

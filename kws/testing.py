@@ -183,7 +183,7 @@ def wait_for_app(page: Any, timeout_ms: float = 90_000) -> None:
 def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) -> None:
     """Open the app at its home page, then go to the page titled ``title`` through the sidebar, as a user does.
 
-    (Opening a page's URL directly also works, even on a fresh server: see ``kws.ui.through_router`` and
+    (Opening a page's URL directly also works, even on a fresh server: see ``kws.ui.state.through_router`` and
     ``test_page_url_on_a_fresh_server_goes_through_the_router``.)
     """
     page.goto(base_url)

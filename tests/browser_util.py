@@ -194,7 +194,7 @@ def charts_cut_off(page: Any) -> list[str]:
 
 
 def boxes_of(page: Any, key: str) -> list[tuple[int, int, int]]:
-    """(left, top, width) in px of each box in the row of :func:`kws.ui.boxes` keyed ``key``."""
+    """(left, top, width) in px of each box in the row of :func:`kws.ui.layout.boxes` keyed ``key``."""
     return [
         tuple(round(v) for v in xyw)
         for xyw in page.evaluate(

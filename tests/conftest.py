@@ -63,7 +63,7 @@ def damaged_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def predictor():
-    """The app's own cached predictor (``kws.ui.get_predictor``): AppTests in this process reuse it."""
+    """The app's own cached predictor (``kws.ui.state.get_predictor``): AppTests in this process reuse it."""
     from kws.ui import get_predictor
 
     return get_predictor()

@@ -63,31 +63,31 @@ def test_config_keeps_security_defaults_and_an_upload_limit() -> None:
 def test_under_apptest_the_app_starts_no_warm_up(monkeypatch) -> None:
     """Every AppTest run is a fresh server: a background load would outlive its test (see test_browser.py for
     the warm-up on a real server)."""
-    from kws import ui
+    from kws.ui import state
 
     started = []
-    monkeypatch.setattr(ui, "_warm_up_thread", lambda: started.append(True))
+    monkeypatch.setattr(state, "_warm_up_thread", lambda: started.append(True))
     open_home()
     assert started == []
 
 
 def test_warm_up_loads_the_models_and_leaves_scoring_to_compare(monkeypatch, caplog) -> None:
     """Scoring the test split in the warm-up took both cores while a first visitor's live take needed them."""
-    from kws import ui
+    from kws.ui import state
 
     done = []
-    monkeypatch.setattr(ui, "get_predictor", lambda models_dir=None: done.append("models"))
-    monkeypatch.setattr(ui, "evaluation", lambda split: done.append(split))
+    monkeypatch.setattr(state, "get_predictor", lambda models_dir=None: done.append("models"))
+    monkeypatch.setattr(state, "evaluation", lambda split: done.append(split))
     with caplog.at_level(logging.INFO, logger="kws.ui"):
-        ui._warm_up()
+        state._warm_up()
     assert done == ["models"]
     assert "warm-up: models loaded" in caplog.text
 
 
 def test_warm_up_without_a_dataset_or_with_broken_models_stops_without_raising(monkeypatch, caplog) -> None:
     """The pages say what is missing, in their place; the thread only logs it."""
-    from kws import ui
     from kws.dataset import DatasetMissingError
+    from kws.ui import state
 
     def no_data(models_dir=None) -> None:
         raise DatasetMissingError("no dataset here")
@@ -95,20 +95,20 @@ def test_warm_up_without_a_dataset_or_with_broken_models_stops_without_raising(m
     def broken(models_dir=None) -> None:
         raise RuntimeError("something unexpected")
 
-    monkeypatch.setattr(ui, "get_predictor", no_data)
+    monkeypatch.setattr(state, "get_predictor", no_data)
     with caplog.at_level(logging.INFO, logger="kws.ui"):
-        ui._warm_up()
+        state._warm_up()
         assert "warm-up stopped: no dataset here" in caplog.text
-        monkeypatch.setattr(ui, "get_predictor", broken)
-        ui._warm_up()
+        monkeypatch.setattr(state, "get_predictor", broken)
+        state._warm_up()
     assert "warm-up failed" in caplog.text and "something unexpected" in caplog.text
 
 
 def test_only_the_warm_up_threads_missing_context_warning_is_dropped() -> None:
-    from kws import ui
+    from kws.ui import state
 
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "missing ScriptRunContext!", None, None)
     record.threadName = "kws-warm-up"
-    assert not ui._not_from_warm_up(record)
+    assert not state._not_from_warm_up(record)
     record.threadName = "webrtc-callback"  # any other thread calling st.* still warns
-    assert ui._not_from_warm_up(record)
+    assert state._not_from_warm_up(record)

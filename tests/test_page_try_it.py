@@ -325,9 +325,9 @@ def test_unexpected_failure_is_one_sentence_not_a_traceback(try_it: AppTest, kno
         def predict_clip(self, clip):
             raise RuntimeError("simulated failure inside a model")
 
-    import kws.ui
+    from kws.ui import state
 
-    monkeypatch.setattr(kws.ui, "get_predictor", lambda: Broken())
+    monkeypatch.setattr(state, "get_predictor", lambda: Broken())
     path, _ = known_clip
     at = upload(try_it, path.name, path.read_bytes())
     assert [e.value for e in at.error] == ["Something went wrong analysing this clip."]
@@ -388,8 +388,10 @@ def test_noise_at_30_db_keeps_the_word_and_at_minus_5_is_answered_again(try_it: 
     words = [m.value for m in at.metric if m.label == "predicted"]
     assert sum(w == word for w in words) > len(words) / 2  # barely audible noise: most models keep the word
     assert len(at.get("audio")) == 2  # the clean clip and the noisy one
-    assert any("Waveform with noise" in c.proto.spec for c in at.get("plotly_chart"))
-    assert len(at.get("image")) == 4  # the clean clip's waveform and two pictures, the noisy clip's MFCCs
+    waves = [i.caption for c in at.get("image") for i in c.proto.imgs if i.caption.startswith("Shaded:")]
+    assert len(waves) == 2  # the clean clip's waveform and the noisy one's, both with the heard second shaded
+    assert len(at.get("image")) == 5  # and the clean clip's two pictures, the noisy clip's MFCCs
+    assert not [c for c in at.get("plotly_chart") if "Waveform" in c.proto.spec]
     quiet, bars = text_of(at), [p.proto.text for p in at.get("progress")]
 
     at.select_slider(key="tryit_noise_snr").set_value(-5).run()

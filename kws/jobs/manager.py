@@ -1,6 +1,6 @@
 """The process manager: at most one training run per runs folder, in a child process, observable and cancellable.
 
-A :class:`TrainingManager` (one per server process; the page gets it through ``kws.ui.training_manager``)
+A :class:`TrainingManager` (one per server process; the page gets it through ``kws.ui.state.training_manager``)
 starts :mod:`kws.jobs.child` and turns its events into a :class:`~kws.jobs.state.Job`, in a watcher thread, so
 page reruns and page switches never interrupt the run (see the class for why not a plain thread). Two locks keep
 it to one run: a ``threading.RLock`` within the process and an ``fcntl.flock`` on ``<runs>/train.lock`` between
