@@ -25,6 +25,9 @@ COST_MS: dict[str, dict[str, float]] = {
     # the CNNs' log-mel picture is 11 x 128 here: the standard figures scaled by its 1,408 cells against 1,960
     "lecture_exact": {"perceptron": 0.03, "cnn1": 0.14, "cnn2": 0.45, "cnn2_dropout": 0.5, "lstm": 0.12, "best": 2.0},
 }
+#: The same for the lecture's own networks (``zoo="lecture"``), from the shipped ``models/lecture`` set's
+#: train_seconds (its 20 x 11 input, no augmentation).
+LECTURE_COST_MS: dict[str, float] = {"perceptron": 0.04, "cnn1": 0.12, "cnn2": 0.14, "cnn2_dropout": 0.13, "lstm": 0.07}
 #: Seconds per model for building, the first compile, scoring the test split and saving.
 MODEL_OVERHEAD_S = 3.0
 #: Seconds to start the training process (Python, TensorFlow) on two busy cores.
@@ -94,24 +97,31 @@ class Estimate:
         )
 
 
-def past_rates() -> dict[tuple[str, str], float]:
-    """Median ms per training example per epoch of each (model, preset) in the shipped and retrained sets."""
+def past_rates() -> dict[tuple[str, str, str], float]:
+    """Median ms per training example per epoch of each (model, preset, zoo) in the shipped, the lecture's and
+    the retrained sets: the lecture's networks are other networks under the same names."""
     from kws import store
 
-    seen: dict[tuple[str, str], list[float]] = {}
-    for s in modelsets.list_sets():
-        for info in store.list_models(s.path):
+    folders = [s.path for s in modelsets.list_sets()]
+    if config.LECTURE_MODELS_DIR.is_dir():
+        folders.append(config.LECTURE_MODELS_DIR)
+    seen: dict[tuple[str, str, str], list[float]] = {}
+    for folder in folders:
+        for info in store.list_models(folder):
             meta = info.meta
             # examples seen per epoch (augmented variants included); older metadata only has the clean count
             examples = int(meta.get("examples_per_epoch") or meta.get("split_counts", {}).get("train", 0))
             epochs = int(meta.get("epochs_run", 0))
             if examples >= _MIN_EXAMPLES_FOR_RATE and epochs > 0:
                 rate = max(0.0, meta["train_seconds"] - MODEL_OVERHEAD_S) * 1000 / (epochs * examples)
-                seen.setdefault((info.name, meta["feature_settings"]["name"]), []).append(rate)
+                zoo = (meta.get("train_config") or {}).get("zoo", config.ZOOS[0])
+                seen.setdefault((info.name, meta["feature_settings"]["name"], zoo), []).append(rate)
     return {key: median(rates) for key, rates in seen.items()}
 
 
-def estimate(cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, str], float] | None = None) -> Estimate:
+def estimate(
+    cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, str, str], float] | None = None
+) -> Estimate:
     """Expected duration of ``cfg`` on ``counts`` clips per split (an upper bound: every epoch is run)."""
     rates = past_rates() if rates is None else rates
     clips = sum(counts.values())
@@ -128,9 +138,10 @@ def estimate(cfg: TrainConfig, counts: dict[str, int], rates: dict[tuple[str, st
     augment_s = fitted * copies * AUGMENT_MS[cfg.preset] / 1000
     per_model, sources = {}, {}
     for index, name in enumerate(cfg.models):
-        rate = rates.get((name, cfg.preset))
+        rate = rates.get((name, cfg.preset, cfg.zoo))
         sources[name] = "past runs" if rate is not None else "cost table"
-        epoch_s = (rate if rate is not None else COST_MS[cfg.preset][name]) * examples / 1000
+        table = LECTURE_COST_MS[name] if cfg.zoo == "lecture" else COST_MS[cfg.preset][name]
+        epoch_s = (rate if rate is not None else table) * examples / 1000
         if rate is None and index == 0:
             epoch_s += augment_s
         per_model[name] = MODEL_OVERHEAD_S + epoch_s * cfg.epochs

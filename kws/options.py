@@ -233,6 +233,13 @@ class TrainConfig:
         config.ZOOS[0],
         "which networks: today's, or the lecture's own at its layer sizes (no best)",
         choices=config.ZOOS,
+        widget=Widget(
+            "Networks",
+            "zoo",
+            names={"today": "today's", "lecture": "the lecture's own, at its layer sizes (no best)"},
+            help="The lecture's networks with the lecture_exact preset, three labels and no augmentation train "
+            "the set shipped in models/lecture.",
+        ),
     )
     #: Learn a fourth answer, ``other``, from the dataset's other-word folders and its background noise (the
     #: open world); False trains the lecture's three labels only.

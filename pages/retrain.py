@@ -77,14 +77,18 @@ elif counts is not None:
         with column:
             chosen |= forms.widgets(name)
     chosen |= forms.widgets("augment", "other")
-    with st.expander("What to learn from, centring, and the seed"):
-        chosen |= forms.widgets("fit_on", "centre", "seed")
+    with st.expander("Networks, what to learn from, centring, and the seed"):
+        chosen |= forms.widgets("zoo", "fit_on", "centre", "seed")
     owner = st.text_input("Your name (shown to others while you train)", key="retrain_owner")
-    if chosen["models"]:
-        cfg = make_config(**chosen)
+    cfg = None
+    try:
+        cfg = make_config(**chosen) if chosen["models"] else None
+    except ValueError as err:  # e.g. the lecture's networks have no best
+        st.warning(f"Cannot train this choice: {err}.")
+    if cfg is not None:
         read = counts if cfg.other else split_counts(config.data_dir(), limit, other=False)  # keywords only
         st.caption(estimate(cfg, read).describe())
-    if st.button("Start training", type="primary", disabled=not chosen["models"], key="retrain_start"):
+    if st.button("Start training", type="primary", disabled=cfg is None, key="retrain_start"):
         try:
             st.session_state.retrain_job = manager.start(cfg, owner=owner).id
             st.rerun()

@@ -38,7 +38,7 @@ def test_split_counts_without_dataset_say_how_to_get_it(tmp_path: Path) -> None:
 def test_estimate_uses_past_runs_where_it_has_them_else_the_cost_table() -> None:
     cfg = make_config(models=["perceptron", "lstm"], epochs=10, limit_per_split=None)
     counts = {"train": 1000, "validation": 100, "test": 100}
-    est = estimate.estimate(cfg, counts, rates={("perceptron", "standard"): 0.1})
+    est = estimate.estimate(cfg, counts, rates={("perceptron", "standard", "today"): 0.1})
     assert est.sources == {"perceptron": "past runs", "lstm": "cost table"}
     examples = 1000 * (1 + cfg.augment_copies)
     assert est.per_model["perceptron"] == pytest.approx(estimate.MODEL_OVERHEAD_S + 0.1 * examples * 10 / 1000)
@@ -76,7 +76,23 @@ def test_past_rates_come_from_full_runs_in_the_model_sets(runs: Path) -> None:
     rates = estimate.past_rates()
     for info in store.list_models(config.SHIPPED_MODELS_DIR):
         if info.meta.get("split_counts", {}).get("train", 0) >= 1000:
-            assert rates[(info.name, info.meta["feature_settings"]["name"])] > 0
+            assert rates[(info.name, info.meta["feature_settings"]["name"], "today")] > 0
+
+
+def test_the_lecture_networks_have_their_own_pace(runs: Path) -> None:
+    """Under the same names and preset, the lecture's networks are smaller than today's: their past runs (the
+    shipped lecture set) and their cost table are their own."""
+    rates = estimate.past_rates()
+    lecture = [i for i in store.list_models(config.LECTURE_MODELS_DIR)]
+    assert lecture and all(rates[(i.name, i.meta["feature_settings"]["name"], "lecture")] > 0 for i in lecture)
+    assert set(estimate.LECTURE_COST_MS) == set(config.ARCHITECTURES) - {"best"}
+    counts = {"train": 1000, "validation": 100, "test": 100}
+    today = make_config(models=["cnn2"], preset="lecture_exact", epochs=10, augment=False)
+    theirs = make_config(models=["cnn2"], preset="lecture_exact", epochs=10, augment=False, zoo="lecture")
+    assert (
+        estimate.estimate(theirs, counts, rates={}).per_model["cnn2"]
+        < estimate.estimate(today, counts, rates={}).per_model["cnn2"]
+    )
 
 
 def test_every_preset_and_architecture_has_a_cost() -> None:

@@ -84,6 +84,30 @@ def test_the_other_switch_reaches_the_run(runs: Path, data_dir: Path, monkeypatc
     assert [cfg.other for cfg in asked] == [False] and "recorded" in texts(at)
 
 
+def test_the_lecture_networks_reach_the_run_and_best_is_refused_with_them(
+    runs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = []
+
+    def start(self, cfg, owner="someone", data_dir=None):  # records what the page asks for, trains nothing
+        asked.append(cfg)
+        raise jobs.Busy("recorded")
+
+    monkeypatch.setattr(jobs.TrainingManager, "start", start)
+    at = open_page()
+    zoo = at.radio(key="retrain_zoo")
+    assert zoo.value == "today" and zoo.label == "Networks"
+    zoo.set_value("lecture")
+    at.button_group(key="retrain_models").set_value(["perceptron", "best"]).run()
+    assert "Cannot train this choice: the lecture's zoo has no best" in " ".join(w.value for w in at.warning)
+    assert button(at, "Start training").disabled
+    at.button_group(key="retrain_models").set_value(["perceptron", "lstm"]).run()
+    assert not at.warning and "Expected time" in texts(at)
+    button(at, "Start training").click().run()
+    assert not at.exception, at.exception
+    assert [(cfg.zoo, cfg.models) for cfg in asked] == [("lecture", ("perceptron", "lstm"))]
+
+
 def test_without_dataset_the_page_says_how_to_get_it(runs: Path, tmp_path: Path, monkeypatch) -> None:
     empty = tmp_path / "no-data"
     empty.mkdir()
