@@ -117,9 +117,11 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 def machine() -> dict[str, Any]:
     """Where the numbers come from; load average too, since this machine may be shared."""
+    from kws.testing import cpu_model
+
     info: dict[str, Any] = {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,

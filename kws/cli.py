@@ -15,12 +15,13 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from kws import config
+from kws import cards, config
+from kws.cards import Column
 
 logger = logging.getLogger(__name__)
 SKIPPED_SHOWN = 5  # unreadable clips named in evaluate's warning; --json lists every one
@@ -132,12 +133,14 @@ def _print_json(data: Any) -> None:
     print(json.dumps(_finite(data), indent=2, allow_nan=False))
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] | None = None) -> str:
-    """A GitHub markdown table; ``right`` marks numeric columns to right-align."""
-    right = right or [False] * len(header)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
+    """A GitHub markdown table (pandas' ``to_markdown``) of ``rows``, whose values are already text: one column
+    per entry of ``columns``, under its title, right-aligned where it says so (numbers)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([[row.get(c.key) for c in columns] for row in rows], columns=[c.title for c in columns])
+    align = ["right" if c.right else "left" for c in columns] if rows else None  # tabulate fails on none
+    return frame.to_markdown(index=False, colalign=align, disable_numparse=True)
 
 
 # --- train ---------------------------------------------------------------------------------------------------------
@@ -163,12 +166,24 @@ def train_config(args: argparse.Namespace) -> Any:
         raise UsageError(str(err)) from err
 
 
+#: ``kws train``'s summary of the models it made, as text.
+TRAIN_COLUMNS: tuple[Column, ...] = (
+    Column("model", lambda c: c.name, header="Model"),
+    Column("architecture", lambda c: c.architecture, header="Architecture"),
+    Column("params", lambda c: c.params, "{:,}".format, header="Params", right=True),
+    Column("accuracy", lambda c: c.test_accuracy, _pct, header="Test accuracy", right=True),
+    Column("epochs", lambda c: c.epochs_run, str, header="Epochs", right=True),
+    Column("train_s", lambda c: c.train_seconds, lambda s: f"{s:.0f} s", header="Time", right=True),
+)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from kws import dataset
 
     cfg = train_config(args)  # bad options or no dataset: exit 2 before TensorFlow loads
     dataset.scan(args.data_dir)
     _load_tensorflow()
+    from kws.store import ModelCard
     from kws.train import Progress, train
 
     out = Path(args.out) if args.out else config.SHIPPED_MODELS_DIR
@@ -190,29 +205,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(
         cfg, out, args.data_dir, Progress(on_stage=_StageReport(), on_epoch=on_epoch, on_model_done=on_model_done)
     )
-    rows = [
-        [
-            name,
-            meta["architecture"],
-            f"{meta['params']:,}",
-            _pct(meta["test_accuracy"]),
-            meta["epochs_run"],
-            f"{meta['train_seconds']:.0f} s",
-        ]
-        for name, meta in result.metas.items()
-    ]
-    print(
-        markdown_table(
-            ["Model", "Architecture", "Params", "Test accuracy", "Epochs", "Time"],
-            rows,
-            [False, False, True, True, True, True],
-        )
-    )
+    model_cards = [ModelCard.from_meta(name, meta) for name, meta in result.metas.items()]
+    print(markdown_table(cards.rows(model_cards, TRAIN_COLUMNS), TRAIN_COLUMNS))
     print(f"\nSaved to {result.out_dir} in {result.seconds:.0f} s.")
     return EXIT_OK
 
 
 # --- evaluate ------------------------------------------------------------------------------------------------------
+
+
+def _file_size(kb: float | None) -> str:
+    return "-" if kb is None else _size(kb)
+
+
+def evaluate_text_columns(labels: Sequence[str]) -> tuple[Column, ...]:
+    """How ``kws evaluate`` shows :func:`kws.evaluate.table`'s rows as text: percentages, sizes in KB or MB, one
+    column per label of any model ("-" for a model without that label)."""
+    return (
+        Column("model", header="Model"),
+        Column("labels", fmt=str, header="Labels", right=True),
+        Column("params", fmt="{:,}".format, header="Params", right=True),
+        Column("tflite_kb", fmt=_file_size, header=".tflite", right=True),
+        Column("int8_kb", fmt=_file_size, header="int8", right=True),
+        Column("accuracy", fmt=_pct, header="Accuracy", right=True),
+        *(
+            Column(f"acc_{label}", fmt=lambda v: "-" if v is None else _pct(v), header=label, right=True)
+            for label in labels
+        ),
+        Column("keyword_accuracy", fmt=_pct, header="Keywords", right=True),
+        Column("false_accept_rate", fmt=_pct, header="FA", right=True),
+        Column("false_reject_rate", fmt=_pct, header="FR", right=True),
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -245,22 +268,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     labels = list(dict.fromkeys(k.removeprefix("acc_") for r in rows for k in r if k.startswith("acc_")))
-    header = ["Model", "Labels", "Params", ".tflite", "int8", "Accuracy", *labels, "Keywords", "FA", "FR"]
-    table = [
-        [
-            r["model"],
-            str(r["labels"]),
-            f"{r['params']:,}",
-            "-" if r["tflite_kb"] is None else _size(r["tflite_kb"]),
-            "-" if r["int8_kb"] is None else _size(r["int8_kb"]),
-            _pct(r["accuracy"]),
-            *(_pct(r[f"acc_{label}"]) if f"acc_{label}" in r else "-" for label in labels),
-            _pct(r["keyword_accuracy"]),
-            _pct(r["false_accept_rate"]),
-            _pct(r["false_reject_rate"]),
-        ]
-        for r in rows
-    ]
+    columns = evaluate_text_columns(labels)
     first = rows[0] if rows else {}
     where = "speakers never heard in training" if args.split == "test" else "see the README for the split"
     print(
@@ -270,9 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"their word; FA: other clips accepted as a keyword; FR: keyword clips answered other or below "
         f"{config.LOW_CONFIDENCE:.0%} confidence.\n"
     )
-    print(
-        markdown_table(header, table, [False, True, True, True, True, True, *([True] * len(labels)), True, True, True])
-    )
+    print(markdown_table(cards.formatted(rows, columns), columns))
     seen = {"train", "validation"} if args.split == "all" else {args.split}
     learnt: dict[str, list[str]] = {}  # the splits a model learnt from -> the models, for one note, not one each
     for r in rows:
@@ -371,14 +377,19 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     shown = _StageReport()
     result = robustness.measure(models_dir, args.data_dir, progress=lambda done, total: shown("clips", done, total))
     snrs = result["snrs"]
-    header = ["Model", *(str(s) if s == robustness.CLEAN else f"{s} dB" for s in snrs)]
-    rows = [[name, *(_pct(v) for v in values)] for name, values in result["accuracy"].items()]
+    columns = [
+        Column("model", header="Model"),
+        *(Column(str(s), header=str(s) if s == robustness.CLEAN else f"{s} dB", right=True) for s in snrs),
+    ]
+
+    def by_snr(values: dict[str, list[float | None]]) -> list[dict[str, str]]:
+        return [{"model": name, **{str(s): _pct(v) for s, v in zip(snrs, vs)}} for name, vs in values.items()]
+
     print("Keyword accuracy:\n")
-    print(markdown_table(header, rows, [False, *[True] * len(snrs)]))
+    print(markdown_table(by_snr(result["accuracy"]), columns))
     if result["other_clips"]:
-        rows = [[name, *(_pct(v) for v in values)] for name, values in result["false_accepts"].items()]
         print(f"\nFalse accepts (other clips named as a keyword at {config.LOW_CONFIDENCE:.0%} or more):\n")
-        print(markdown_table(header, rows, [False, *[True] * len(snrs)]))
+        print(markdown_table(by_snr(result["false_accepts"]), columns))
     print(
         f"\n{result['clips']} keyword and {result['other_clips']} other test clips ({result['silent_clips']} silent ones left out), one of "
         f"{result['noise_clips']} noise clips each (seed {result['seed']}); {time.perf_counter() - started:.0f} s."

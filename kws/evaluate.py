@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kws import config, dataset, features, store
+from kws import cards, config, dataset, store
+from kws.cards import Column
 
 if TYPE_CHECKING:
     from kws.inference import LoadedModel
@@ -221,42 +222,47 @@ def evaluate(
     )
 
 
-def _kb(size_bytes: int | None) -> float | None:
-    return None if size_bytes is None else round(size_bytes / 1024, 1)
+#: ``kws evaluate``'s table, one row per model: what the model is from its card; labels, accuracy, accuracy per
+#: label and clips (over the model's own labels) and the open-world scores (over every clip) from the evaluation
+#: (:func:`fresh_scores`), so a model missing from ``evaluation.open`` has no open-world keys.
+COLUMNS: tuple[Column, ...] = (
+    cards.MODEL,
+    cards.ARCHITECTURE,
+    cards.PRESET,
+    cards.PARAMS,
+    cards.SIZE_KB,
+    Column("tflite_kb", lambda c: c.tflite_size_bytes("float32"), cards.kb),
+    Column("int8_kb", lambda c: c.tflite_size_bytes("int8"), cards.kb),
+    Column("labels"),
+    Column("accuracy"),
+    Column("per_class", spread="acc_"),
+    Column("clips"),
+    Column("open", spread=""),
+    Column("fit_on", lambda c: c.fit_on, cards.joined("+")),
+)
+
+#: The fields of :class:`OpenScores` the table shows, in its order.
+OPEN_COLUMNS = ("keyword_accuracy", "false_accept_rate", "false_reject_rate", "keyword_clips", "other_clips")
+
+
+def fresh_scores(evaluation: Evaluation, name: str) -> dict[str, Any]:
+    """Model ``name``'s scores in ``evaluation``, keyed by the :data:`COLUMNS` they fill: the split just
+    evaluated, not the test scores its card holds."""
+    s = evaluation.scores[name]
+    opened = evaluation.open.get(name)
+    return {
+        "labels": len(evaluation.labels.get(name, ())) or len(s.per_class),
+        "accuracy": s.accuracy,
+        "per_class": s.per_class,
+        "clips": s.n,
+        "open": {k: getattr(opened, k) for k in OPEN_COLUMNS} if opened is not None else {},
+    }
 
 
 def table(evaluation: Evaluation, models_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per model: architecture, parameters, size, accuracy and per-class accuracy (over the model's own
-    labels), and keyword accuracy, false-accept and false-reject rates (over every clip)."""
+    """One row per evaluated model, in the evaluation's order (:data:`COLUMNS`): what the model is from its card
+    (read from ``models_dir``), what it scored from :func:`fresh_scores`."""
     infos = {i.name: i for i in store.list_models(models_dir)}
-    rows = []
-    for name, s in evaluation.scores.items():
-        meta = infos[name].meta
-        rows.append(
-            {
-                "model": name,
-                "architecture": meta["architecture"],
-                "preset": features.label(meta["feature_settings"]),
-                "params": meta["params"],
-                "size_kb": round(meta["size_bytes"] / 1024, 1),
-                "tflite_kb": _kb(infos[name].tflite_size_bytes("float32")),
-                "int8_kb": _kb(infos[name].tflite_size_bytes("int8")),
-                "labels": len(evaluation.labels.get(name, ())) or len(s.per_class),
-                "accuracy": s.accuracy,
-                **{f"acc_{label}": v for label, v in s.per_class.items()},
-                "clips": s.n,
-                **(
-                    {
-                        "keyword_accuracy": evaluation.open[name].keyword_accuracy,
-                        "false_accept_rate": evaluation.open[name].false_accept_rate,
-                        "false_reject_rate": evaluation.open[name].false_reject_rate,
-                        "keyword_clips": evaluation.open[name].keyword_clips,
-                        "other_clips": evaluation.open[name].other_clips,
-                    }
-                    if name in evaluation.open
-                    else {}
-                ),
-                "fit_on": "+".join(infos[name].fitted_splits),
-            }
-        )
-    return rows
+    names = list(evaluation.scores)
+    model_cards = [infos[name].card for name in names]
+    return cards.rows(model_cards, COLUMNS, [fresh_scores(evaluation, name) for name in names])

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soundfile as sf
 
-from kws import config, dataset, features
+from kws import cards, config, dataset
 from kws.audio import load_audio
+from kws.cards import Column
 from kws.features import FeatureSettings
 from kws.segment import Window, loudness_db, model_input
-from kws.store import fitted_splits
 
 if TYPE_CHECKING:
     from kws.evaluate import Evaluation
@@ -95,13 +95,6 @@ def column_help(key: str) -> str | None:
     return COLUMN_HELP.get(key)
 
 
-def open_world_columns(meta: Mapping[str, Any]) -> dict[str, float | None]:
-    """Keyword accuracy and the false-accept and false-reject rates on the test split, from a model's metadata
-    (None for a model trained before they were measured)."""
-    test = (meta.get("open_world") or {}).get("test") or {}
-    return {k: test.get(k) for k in ("keyword_accuracy", "false_accept_rate", "false_reject_rate")}
-
-
 def overfit_gap(history: Mapping[str, Sequence[float]]) -> float | None:
     """Training minus validation accuracy at the last epoch: how much a model learnt its speakers by heart."""
     train, val = history.get("accuracy") or [], history.get("val_accuracy") or []
@@ -110,33 +103,33 @@ def overfit_gap(history: Mapping[str, Sequence[float]]) -> float | None:
     return float(train[-1] - val[-1])
 
 
+#: The Compare page's table, one row per model (titles: :data:`COLUMN_TITLES`). ``latency_ms`` is measured on
+#: the page, so it comes in as an extra; a final refit also learnt the validation speakers, so it has no
+#: validation curve or gap.
+COMPARISON_COLUMNS: tuple[Column, ...] = (
+    cards.MODEL,
+    cards.ARCHITECTURE,
+    cards.PARAMS,
+    cards.SIZE_KB,
+    Column("accuracy", lambda c: c.test_accuracy),
+    Column("per_class", lambda c: c.per_class_accuracy, spread="acc_"),
+    Column("keyword_accuracy", lambda c: c.open_world_on("test").keyword_accuracy),
+    Column("false_accept_rate", lambda c: c.open_world_on("test").false_accept_rate),
+    Column("false_reject_rate", lambda c: c.open_world_on("test").false_reject_rate),
+    Column("latency_ms"),
+    Column("train_s", lambda c: c.train_seconds, cards.rounded(1)),
+    Column("epochs", lambda c: c.epochs),
+    Column("overfit_gap", lambda c: overfit_gap(c.history)),
+    cards.PRESET,
+    Column("fit_on", lambda c: c.fit_on, cards.joined(" + ")),
+)
+
+
 def comparison_rows(infos: Sequence[ModelInfo], latency_ms: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
     """One row per model from its metadata alone (no dataset needed); latency is ``None`` where unmeasured."""
     latency_ms = latency_ms or {}
-    rows = []
-    for info in infos:
-        meta = info.meta
-        history = meta.get("history") or {}
-        epochs = meta.get("epochs_run") or len(history.get("loss") or history.get("accuracy") or []) or None
-        rows.append(
-            {
-                "model": info.name,
-                "architecture": meta["architecture"],
-                "params": int(meta["params"]),
-                "size_kb": round(meta["size_bytes"] / 1024, 1),
-                "accuracy": float(meta["test_accuracy"]),
-                **{f"acc_{label}": float(v) for label, v in meta["per_class_accuracy"].items()},
-                **open_world_columns(meta),
-                "latency_ms": latency_ms.get(info.name),
-                "train_s": round(float(meta["train_seconds"]), 1),
-                "epochs": epochs,
-                "overfit_gap": overfit_gap(history),
-                "preset": features.label(meta["feature_settings"]),
-                # a final refit also learnt the validation speakers: it has no validation curve or gap
-                "fit_on": " + ".join(fitted_splits(meta)),
-            }
-        )
-    return rows
+    model_cards = cards.cards_of(infos)
+    return cards.rows(model_cards, COMPARISON_COLUMNS, [{"latency_ms": latency_ms.get(c.name)} for c in model_cards])
 
 
 #: The comparison columns about how a model was built and trained (the rest: what it scores and costs to run).

@@ -21,9 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kws import config
+from kws import cards, config
+from kws.cards import Column
+
+if TYPE_CHECKING:
+    from kws.store import ModelCard
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +241,25 @@ def delete(name: str) -> None:
     logger.info("deleted model set %s", name)
 
 
+def _epochs(card: ModelCard) -> int:
+    """Epochs as recorded, else the length of the loss curve (0 without one)."""
+    return card.epochs_run if card.epochs_run is not None else len(card.history.get("loss", []))
+
+
+#: The Retrain page's new-versus-current table: the Compare table's keys (:data:`kws.insights.COMPARISON_COLUMNS`),
+#: so one formatter serves both, with accuracies to 4 places; ``set`` (an extra) says which set a row is from.
+COMPARE_COLUMNS: tuple[Column, ...] = (
+    cards.MODEL,
+    Column("set"),
+    Column("accuracy", lambda c: c.test_accuracy, cards.rounded(4)),
+    Column("per_class", lambda c: c.per_class_accuracy, cards.rounded(4), spread="acc_"),
+    Column("train_s", lambda c: c.train_seconds),
+    Column("epochs", _epochs),
+    cards.PARAMS,
+    Column("test_clips", lambda c: c.test_clips),
+)
+
+
 def compare_rows(new: str, baseline: str | None = None) -> list[dict[str, Any]]:
     """New models next to the same-named ones of ``baseline`` (default: the set in use), from metadata.
 
@@ -246,25 +269,13 @@ def compare_rows(new: str, baseline: str | None = None) -> list[dict[str, Any]]:
     from kws import store
 
     baseline = baseline or active_set()
-    old = {i.name: i.meta for i in store.list_models(path_of(baseline))}
-    rows = []
+    old = {i.name: i.card for i in store.list_models(path_of(baseline))}
+    pairs = []
     for info in store.list_models(path_of(new)):
-        for label, meta in (("new", info.meta), (f"in use ({baseline})", old.get(info.name))):
-            if meta is None:
-                continue
-            rows.append(  # the Compare table's keys (kws.insights.comparison_rows), so one formatter serves both
-                {
-                    "model": info.name,
-                    "set": label,
-                    "accuracy": round(meta["test_accuracy"], 4),
-                    **{f"acc_{k}": round(v, 4) for k, v in meta["per_class_accuracy"].items()},
-                    "train_s": meta["train_seconds"],
-                    "epochs": meta.get("epochs_run", len(meta["history"].get("loss", []))),
-                    "params": meta["params"],
-                    "test_clips": meta.get("test_clips"),
-                }
-            )
-    return rows
+        pairs.append((info.card, "new"))
+        if info.name in old:
+            pairs.append((old[info.name], f"in use ({baseline})"))
+    return cards.rows([card for card, _ in pairs], COMPARE_COLUMNS, [{"set": label} for _, label in pairs])
 
 
 def comparison_baseline(new: str) -> str:

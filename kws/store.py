@@ -6,7 +6,8 @@ The JSON carries the feature settings and label order the model was trained with
 ``.tflite`` file; loading reads them back, so a model always gets the input it was trained on, and a file changed
 since (a partial copy, another model's file) is refused. A set of models is written into a staging folder and then
 swapped in with one atomic rename (``renameat2(RENAME_EXCHANGE)`` on Linux), so a crash leaves either the
-old set or the new one, never a mix.
+old set or the new one, never a mix. :class:`ModelCard` is the JSON typed, as the model tables read it
+(:mod:`kws.cards`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from kws.config import ARCHITECTURES, LABEL_SETS, fit_splits
 from kws.features import FeatureSettings
+from kws.features import label as features_label
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,131 @@ class ModelStoreError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class OpenWorld:
+    """A model's open-world scores on one split at the app's operating point, as its JSON records them
+    (:class:`kws.evaluate.OpenScores` measured at training time); None where the JSON lacks them."""
+
+    keyword_accuracy: float | None = None
+    false_accept_rate: float | None = None
+    false_reject_rate: float | None = None
+    keyword_clips: int | None = None
+    other_clips: int | None = None
+    threshold: float | None = None
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any] | None) -> OpenWorld:
+        saved = saved or {}
+        return cls(
+            keyword_accuracy=_number(saved.get("keyword_accuracy"), float),
+            false_accept_rate=_number(saved.get("false_accept_rate"), float),
+            false_reject_rate=_number(saved.get("false_reject_rate"), float),
+            keyword_clips=_number(saved.get("keyword_clips"), int),
+            other_clips=_number(saved.get("other_clips"), int),
+            threshold=_number(saved.get("threshold"), float),
+        )
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model's JSON says about it, typed: the one place that reads the metadata every model table shows
+    (Home, Compare, Retrain's new-versus-current, ``kws evaluate``, ``kws train``).
+
+    A key the JSON lacks (an older model's, one trained without the open-world scores, the int8 copies or the
+    refit) gives None, an empty mapping or the field's documented default, so a card loads from any model's JSON
+    and a table shows a gap rather than failing. The mappings are copies: a card changes nothing in the metadata
+    it came from.
+    """
+
+    name: str
+    architecture: str | None = None
+    params: int | None = None
+    labels: tuple[str, ...] = ()
+    #: The saved :class:`kws.features.FeatureSettings` as a dict (tables show only its name and centring).
+    feature_settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: Share of the test clips of the model's own labels that it names right.
+    test_accuracy: float | None = None
+    #: None as well for a refit on train + validation, which has no validation speakers left.
+    validation_accuracy: float | None = None
+    #: Recall per label, in label order (NaN for a label without test clips).
+    per_class_accuracy: dict[str, float | None] = field(default_factory=dict, hash=False)
+    #: Open-world scores per split ("test", "validation"); :meth:`open_world_on` gives an empty one for a split
+    #: the JSON lacks.
+    open_world: dict[str, OpenWorld] = field(default_factory=dict, hash=False)
+    #: Bytes of the ``.keras`` file.
+    size_bytes: int | None = None
+    #: Bytes of each TFLite file the model ships, by precision (none for a precision it does not ship).
+    tflite_bytes: dict[str, int | None] = field(default_factory=dict, hash=False)
+    train_seconds: float | None = None
+    #: Epochs run as recorded; :attr:`epochs` falls back on the history's length.
+    epochs_run: int | None = None
+    #: Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (no ``val_*`` for a refit).
+    history: dict[str, list[float]] = field(default_factory=dict, hash=False)
+    #: The splits the model learnt from; metadata older than the refit means the train split.
+    fit_on: tuple[str, ...] = ("train",)
+    #: Test clips behind :attr:`test_accuracy` (few where training was limited with ``KWS_TRAIN_LIMIT``).
+    test_clips: int | None = None
+
+    @classmethod
+    def from_meta(cls, name: str, meta: Mapping[str, Any]) -> ModelCard:
+        """The card of model ``name`` from its JSON metadata; keys it lacks become None or empty."""
+        return cls(
+            name=name,
+            architecture=meta.get("architecture"),
+            params=_number(meta.get("params"), int),
+            labels=tuple(meta.get("labels") or ()),
+            feature_settings=dict(meta.get("feature_settings") or {}),
+            test_accuracy=_number(meta.get("test_accuracy"), float),
+            validation_accuracy=_number(meta.get("validation_accuracy"), float),
+            per_class_accuracy={k: _number(v, float) for k, v in (meta.get("per_class_accuracy") or {}).items()},
+            open_world={split: OpenWorld.from_dict(v) for split, v in (meta.get("open_world") or {}).items()},
+            size_bytes=_number(meta.get("size_bytes"), int),
+            tflite_bytes={p: e.get("size_bytes") for p in PRECISIONS if (e := _tflite_entry(meta, p)) is not None},
+            train_seconds=_number(meta.get("train_seconds"), float),
+            epochs_run=_number(meta.get("epochs_run"), int),
+            history={k: list(v) for k, v in (meta.get("history") or {}).items() if v is not None},
+            fit_on=fitted_splits(meta),
+            test_clips=_number(meta.get("test_clips"), int),
+        )
+
+    @property
+    def preset(self) -> str | None:
+        """How tables name the model's features: the preset, and "centred" if so (:func:`kws.features.label`)."""
+        return features_label(self.feature_settings) if "name" in self.feature_settings else None
+
+    @property
+    def epochs(self) -> int | None:
+        """Epochs the model trained for: as recorded, else the length of its history; None where neither says."""
+        return self.epochs_run or len(self.history.get("loss") or self.history.get("accuracy") or []) or None
+
+    def open_world_on(self, split: str = "test") -> OpenWorld:
+        """The open-world scores on ``split``; every field None where the JSON has none for it."""
+        return self.open_world.get(split) or OpenWorld()
+
+    def tflite_size_bytes(self, precision: str = "float32") -> int | None:
+        """The size of the model's TFLite file in ``precision``; None where it ships none."""
+        _check_precision(precision)
+        return self.tflite_bytes.get(precision)
+
+
+def _number(value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` (int or float), None kept as None."""
+    return None if value is None else kind(value)
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
+
+
+def _tflite_entry(meta: Mapping[str, Any], precision: str) -> dict[str, Any] | None:
+    """The JSON's entry for the model's TFLite file in ``precision``; None where it ships none (an int8 copy that
+    lost accuracy is recorded with ``shipped: false``)."""
+    _check_precision(precision)
+    entry = (meta.get("tflite") or {}).get(precision)
+    return entry if entry and entry.get("file") and entry.get("shipped", True) else None
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """A model file and its metadata, not yet loaded."""
 
@@ -74,6 +203,11 @@ class ModelInfo:
     def fitted_splits(self) -> tuple[str, ...]:
         return fitted_splits(self.meta)
 
+    @cached_property
+    def card(self) -> ModelCard:
+        """The model's metadata, typed (:class:`ModelCard`); read once per info."""
+        return ModelCard.from_meta(self.name, self.meta)
+
     def tflite_path(self, precision: str = PRECISIONS[0]) -> Path | None:
         """The model's TFLite file in ``precision``; None where the model has none (no int8 copy shipped)."""
         entry = self._tflite_entry(precision)
@@ -85,10 +219,7 @@ class ModelInfo:
         return None if entry is None else entry.get("size_bytes")
 
     def _tflite_entry(self, precision: str) -> dict[str, Any] | None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
-        entry = (self.meta.get("tflite") or {}).get(precision)
-        return entry if entry and entry.get("file") and entry.get("shipped", True) else None
+        return _tflite_entry(self.meta, precision)
 
     def flatbuffer(self, precision: str = PRECISIONS[0]) -> bytes:
         """The bytes of the model's TFLite file in ``precision``, once they match the checksum in its JSON.

@@ -193,12 +193,31 @@ def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) 
     wait_for_app(page, timeout_ms)
 
 
-def machine() -> dict[str, Any]:
-    """The machine a bench runs on, taken as it starts: platform, CPUs and load average (a busy machine moves
-    every figure)."""
+def cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo``'s "model name", else ``platform.processor()``): machines of one
+    kind differ, and the same 2 cores of another model run these benches at a different pace."""
     import platform
 
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """The machine a bench runs on, taken as it starts: platform, processor, CPUs and load average (a busy
+    machine moves every figure)."""
+    import platform
+
+    return {
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpus": os.cpu_count(),
+        "load_avg_at_start": os.getloadavg(),
+    }
 
 
 def write_record(out: Path, record: dict[str, Any], table: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from _audio_util import RATE, clap, encode, env_without, have_shipped_models, make_dataset, shipped_models, word_like
 
-from kws import cli, config, store
+from kws import cards, cli, config, store
 
 #: The summary line for a clip with speech: which form depends on how the six models vote (kws.inference).
 VERDICT = r"^(Most models say: |No majority: |The models are split: |Not one of the three words \()"
@@ -29,6 +29,12 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         env=env_without(),
         cwd=config.PROJECT_ROOT,
     )
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of each line of the markdown tables in ``out`` (header and separator lines included), without
+    the padding that lines the columns up."""
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("|")]
 
 
 @pytest.fixture
@@ -93,6 +99,18 @@ def test_help_does_not_import_tensorflow() -> None:
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert "kws.cli" in imported
     assert not {m for m in imported if m.split(".")[0] in {"tensorflow", "keras"}}
+
+
+def test_markdown_table_titles_columns_and_aligns_numbers_right() -> None:
+    columns = [cards.Column("model", header="Model"), cards.Column("acc", header="Accuracy", right=True)]
+    table = cli.markdown_table([{"model": "cnn1", "acc": "91.8%"}, {"model": "best", "acc": "–"}], columns)
+    assert table.splitlines() == [
+        "| Model   |   Accuracy |",
+        "|:--------|-----------:|",
+        "| cnn1    |      91.8% |",
+        "| best    |          – |",
+    ]
+    assert cli.markdown_table([], columns).splitlines()[0] == "| Model   | Accuracy   |"  # no rows: the header
 
 
 def test_import_kws_does_not_import_tensorflow() -> None:
@@ -231,9 +249,9 @@ def test_evaluate_markdown_and_json(tmp_path, with_shipped, monkeypatch, capsys,
         assert cli.main(base) == 0
     assert f"1 unreadable clip(s) were skipped: {broken}: This is not an audio file" in caplog.text
     out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if line.startswith("|")]
-    assert lines[0].startswith("| Model | Labels | Params | .tflite | int8 | Accuracy | bed | happy | cat |")
-    assert lines[0].endswith("| Keywords | FA | FR |")
+    lines = table_rows(out)
+    assert lines[0][:9] == ["Model", "Labels", "Params", ".tflite", "int8", "Accuracy", "bed", "happy", "cat"]
+    assert lines[0][-3:] == ["Keywords", "FA", "FR"]
     assert len(lines) == 2 + len(shipped_models())
     assert cli.main([*base, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -260,7 +278,7 @@ def test_train_then_predict(tmp_path, monkeypatch, capsys) -> None:
     assert cli.main([*args, "--out", str(out_dir), "--data-dir", str(tmp_path / "data"), "--seed", "1"]) == 0
     captured = capsys.readouterr()
     assert "[1/1 perceptron] epoch 1/1" in captured.err
-    assert "| perceptron | Perceptron |" in captured.out
+    assert table_rows(captured.out)[2][:2] == ["perceptron", "Perceptron"]
     names = sorted(p.name for p in out_dir.iterdir())
     assert names in (
         ["perceptron.int8.tflite", "perceptron.json", "perceptron.keras", "perceptron.tflite"],

@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from kws import config, features, modelsets, store
+from kws import cards, config, modelsets, store
 
 logger = logging.getLogger(__name__)
 
@@ -194,18 +194,7 @@ def training_manager():
 
 @st.cache_data(show_spinner=False)
 def _model_table(models_dir: str, stamp: float) -> list[dict]:
-    return [
-        {
-            "model": i.name,
-            "architecture": i.meta["architecture"],
-            "parameters": i.meta["params"],
-            "labels": len(i.labels),
-            "test accuracy": i.meta["test_accuracy"],
-            "false accepts": (i.meta.get("open_world", {}).get("test") or {}).get("false_accept_rate"),
-            "preset": features.label(i.meta["feature_settings"]),
-        }
-        for i in store.list_models(models_dir)
-    ]
+    return cards.home_rows(store.list_models(models_dir))
 
 
 def model_table() -> list[dict]:
