@@ -119,4 +119,4 @@ for mistake in mistakes[(page - 1) * PER_PAGE : page * PER_PAGE]:
             )
         with right:
             view = insights.clip_view(mistake.path, settings)
-            st.image(pictures.mfcc_picture(view.features, settings, title=f"What {model} heard"), width="stretch")
+            ui.show_picture(st, pictures.mfcc_picture(view.features, settings, title=f"What {model} heard"))

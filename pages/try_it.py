@@ -7,7 +7,7 @@ from functools import partial
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from kws import mic, pictures, ui
+from kws import mic, ui
 from kws.audio import load_audio
 from kws.config import data_dir
 from kws.dataset import missing_message
@@ -94,14 +94,12 @@ if prediction.no_speech:
     st.warning(prediction.no_speech_reason)
 
 wave, spectrum = st.columns(2)
-window = (prediction.window.start_s, prediction.window.end_s)
 marks = [(s.at_s, s.end_s, s.word) for s in ui.in_recording(result)]
-# pictures, not Plotly charts: ten browsers answering at once waited on drawing those (kws.pictures)
-wave_png = pictures.waveform_picture(prediction.clip.samples, prediction.clip.sample_rate, window, marks=marks)
-wave.image(wave_png, caption=pictures.waveform_caption(window, marks), width="stretch")
+shown = ui.clip_pictures(result, prediction, marks)  # PNGs, not Plotly charts: lighter for a browser to draw
+ui.show_picture(wave, shown["wave"], shown["caption"])
 mfcc_tab, mel_tab = spectrum.tabs(["MFCC (every model's input)", "Log-mel (what the CNNs see)"])
-mfcc_tab.image(pictures.mfcc_picture(prediction.features, prediction.feature_settings), width="stretch")
-mel_tab.image(pictures.log_mel_picture(prediction.features, prediction.feature_settings), width="stretch")
+ui.show_picture(mfcc_tab, shown["mfcc"])
+ui.show_picture(mel_tab, shown["mel"])
 ui.players(prediction.clip, prediction.window)
 
 prediction, right = ui.noise_control(result, prediction, right, key="tryit_noise")  # cards: the noisy answers

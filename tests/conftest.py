@@ -50,14 +50,15 @@ def no_webrtc_session(monkeypatch: pytest.MonkeyPatch) -> None:
 def damaged_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped set, copied, with its last model's ``.tflite`` (what answers) cut off after 1,000 bytes, made
     the app's active set: what a failed copy or a half-finished download leaves behind."""
-    from kws import config, modelsets, store, ui
+    from kws import config, modelsets, store
+    from kws.ui import state
 
     folder = tmp_path / "damaged"
     shutil.copytree(config.SHIPPED_MODELS_DIR, folder)
     victim = store.list_models(folder)[-1].tflite_path()
     victim.write_bytes(victim.read_bytes()[:1000])
     monkeypatch.setattr(modelsets, "active_models_dir", lambda: folder)
-    monkeypatch.setattr(ui, "active_models_dir", lambda: folder)
+    monkeypatch.setattr(state, "active_models_dir", lambda: folder)
     return victim
 
 

@@ -451,3 +451,23 @@ def test_what_each_model_listened_to_is_made_only_when_asked(try_it: AppTest, kn
     made = at.session_state["tryit_listened_maps"]
     at.run()
     assert at.session_state["tryit_listened_maps"] is made  # a rerun costs no new maps
+
+
+def test_a_rerun_draws_the_clip_pictures_again_for_nothing(try_it: AppTest, known_clip, monkeypatch) -> None:
+    """The three pictures are an answer's biggest server cost: made once per shown view, then reused by every
+    rerun (another widget, ten visitors' worth); a new clip gets its own."""
+    from kws import pictures
+
+    drawn = []
+    real = pictures.waveform_picture
+    monkeypatch.setattr(pictures, "waveform_picture", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    path, _ = known_clip
+    at = upload(try_it, path.name, path.read_bytes())
+    assert len(drawn) == 1 and len(at.get("image")) == 3
+    first = at.session_state["tryit_result"]["pictures"]
+    at.toggle(key="tryit_listened").set_value(True).run()
+    at.toggle(key="tryit_listened").set_value(False).run()
+    assert len(drawn) == 1 and at.session_state["tryit_result"]["pictures"] is first
+    assert len(at.get("image")) == 3  # still shown, from what was kept
+    upload(at, "again.wav", path.read_bytes())
+    assert len(drawn) == 2  # a new upload is a new result

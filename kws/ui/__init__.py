@@ -13,7 +13,7 @@ Pages call these names from here (``ui.model_cards``); tests that replace one pa
 
 from __future__ import annotations
 
-from kws.ui.cards import listened_view, model_card, model_cards, players
+from kws.ui.cards import clip_pictures, listened_view, model_card, model_cards, players, show_picture
 from kws.ui.compare import comparison_columns, det_view, latencies, model_downloads, robustness_view, training_curves
 from kws.ui.layout import CARD_WIDTH, ONE_PER_ROW_PX, TWO_PER_ROW_PX, boxes, in_groups
 from kws.ui.noisy import NOISE_SNRS, noise_control
@@ -62,6 +62,8 @@ __all__ = [
     "boxes",
     "model_cards",
     "model_card",
+    "show_picture",
+    "clip_pictures",
     "players",
     "listened_view",
     "NOISE_SNRS",

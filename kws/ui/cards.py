@@ -124,3 +124,29 @@ def _first_convolution(predictor, prediction, key: str) -> None:
     channels = explain.strongest_channels(maps)
     title = f"{name}: first convolution, its {len(channels)} busiest of {maps.shape[-1]} channels"
     st.plotly_chart(plots.feature_maps(maps, channels, model.settings, title))
+
+
+def show_picture(container, png: bytes, caption: str | None = None) -> None:
+    """A :mod:`kws.pictures` PNG in ``container``, sent as it is: ``st.image`` would otherwise decode an RGB
+    PNG and encode it again as JPEG, on every rerun, for a bigger file."""
+    container.image(png, caption=caption, width="stretch", output_format="PNG")
+
+
+def clip_pictures(result: dict, prediction, marks: list) -> dict[str, bytes]:
+    """The shown clip's waveform (the heard second shaded, ``marks`` outlined), MFCC and log-mel pictures, made
+    once per shown view and kept in ``result["pictures"]``: a rerun for another widget draws them again for
+    nothing (three PNGs are most of an answer's server time)."""
+    from kws import pictures
+
+    window = (prediction.window.start_s, prediction.window.end_s)
+    made = result.setdefault("pictures", {})
+    key = (window, tuple(marks))
+    if key not in made:
+        clip, feats, settings = prediction.clip, prediction.features, prediction.feature_settings
+        made[key] = {
+            "wave": pictures.waveform_picture(clip.samples, clip.sample_rate, window, marks=marks),
+            "caption": pictures.waveform_caption(window, marks),
+            "mfcc": pictures.mfcc_picture(feats, settings),
+            "mel": pictures.log_mel_picture(feats, settings),
+        }
+    return made[key]

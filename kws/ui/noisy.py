@@ -12,7 +12,7 @@ from kws.ui import cards, state
 NOISE_SNRS: tuple[str | int, ...] = ("off", *range(30, -10, -5))
 
 
-@st.cache_data(show_spinner="Sorting the background noise…")
+@st.cache_resource(show_spinner="Sorting the background noise…", max_entries=2)  # read-only
 def _noise_bank(noise_dir: str, stamp: float) -> dict[str, list[Path]]:
     from kws import noise
 
@@ -108,9 +108,13 @@ def noise_control(result: dict, prediction, right: dict[str, bool] | None, key: 
         st.caption(noisy.no_speech_reason)
     wave, spectrum = st.columns(2)
     heard = (noisy.window.start_s, noisy.window.end_s)
-    wave_png = pictures.waveform_picture(noisy.clip.samples, noisy.clip.sample_rate, heard, "Waveform with noise")
-    wave.image(wave_png, caption=pictures.waveform_caption(heard), width="stretch")
-    spectrum.image(pictures.mfcc_picture(noisy.features, noisy.feature_settings, "MFCC with noise"), width="stretch")
+    if "wave" not in made:  # drawn once per noisy clip, like its answer
+        made["wave"] = pictures.waveform_picture(
+            noisy.clip.samples, noisy.clip.sample_rate, heard, "Waveform with noise"
+        )
+        made["mfcc"] = pictures.mfcc_picture(noisy.features, noisy.feature_settings, "MFCC with noise")
+    cards.show_picture(wave, made["wave"], pictures.waveform_caption(heard))
+    cards.show_picture(spectrum, made["mfcc"])
     cards.players(noisy.clip, noisy.window)
     true_word = result.get("true_word")
     return noisy, (graded(noisy, true_word) if true_word else right)

@@ -1,9 +1,11 @@
 """What the pages share per server and per visitor: which model set this visitor answers with, the models
 loaded once per server, the warm-up, and the cached tables and dataset indexes.
 
-Models are loaded once per server and model folder (``st.cache_resource``) and never changed after loading;
-every cache key includes the folder's (or the dataset's) modification time, so a retrained set or a changed
-dataset is picked up without a restart.
+Models are loaded once per server and model folder (``st.cache_resource``) and never changed after loading, and
+so are the large read-only tables (example clips, the dataset index, a split's evaluation): ``st.cache_data``
+would hand every rerun a fresh unpickled copy (thousands of paths, ~25 ms a rerun for the examples alone), so
+callers read them and never change them. Every cache key includes the folder's (or the dataset's) modification
+time, so a retrained set or a changed dataset is picked up without a restart.
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ def model_infos() -> list[store.ModelInfo]:
     return _model_infos(str(models_dir), _dir_stamp(models_dir))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _example_clips(directory: str, data_stamp: float) -> list:
     from kws.examples import split_examples
 
@@ -232,7 +234,7 @@ def example_clips() -> list:
         return []
 
 
-@st.cache_data(show_spinner="Scoring every model on the test split…")
+@st.cache_resource(show_spinner="Scoring every model on the test split…", max_entries=4)
 def _evaluation(models_dir: str, stamp: float, data_dir: str, data_stamp: float, split: str):
     from kws.evaluate import evaluate
 
@@ -248,7 +250,7 @@ def evaluation(split: str = "test"):
     return _evaluation(str(models_dir), _dir_stamp(models_dir), str(data), _data_stamp(data), split)
 
 
-@st.cache_data(show_spinner="Reading every clip of the dataset…")
+@st.cache_resource(show_spinner="Reading every clip of the dataset…", max_entries=4)
 def _dataset_stats(data_dir: str, data_stamp: float):
     from kws.insights import dataset_stats
 
@@ -262,7 +264,7 @@ def dataset_stats():
     return _dataset_stats(str(data_dir()), _data_stamp(data_dir()))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _dataset_items(data_dir: str, data_stamp: float):
     from kws.dataset import scan
 
