@@ -138,9 +138,8 @@ TRAINING_COLUMNS = ("architecture", "train_s", "epochs", "overfit_gap", "preset"
 
 def split_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """:func:`comparison_rows` as two tables, each keyed by model: what a model scores and costs to run, and how
-    it was built and trained. All columns in one table were 1,156 px wide, so a laptop's page scrolled it sideways
-    and hid the latency (the architecture's words alone take ~200 px beside the other answer's three rates); the
-    training columns sit better beside the training curves anyway."""
+    it was built and trained. All columns in one table would be ~1,150 px wide, wider than a laptop's page, and
+    scrolling it sideways hides the latency; the training columns sit best beside the training curves anyway."""
     scores = [{k: v for k, v in row.items() if k not in TRAINING_COLUMNS} for row in rows]
     training = [{"model": row["model"], **{k: row[k] for k in TRAINING_COLUMNS if k in row}} for row in rows]
     for row in training:

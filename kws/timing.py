@@ -26,9 +26,9 @@ def median_latency_ms(models: Sequence[_Timed], clips: Sequence[np.ndarray], rou
     """Median milliseconds per clip for each model: find the word, MFCCs with its settings, one forward pass.
 
     That is what one answer costs a user; the first call per model is a warm-up and is not counted. The models
-    take turns, ``rounds`` times over the clips, in the opposite order each round: this machine's speed drifts
-    within seconds, and timing one model's calls all at once gave that drift to whichever model came last (the
-    0.7-ms perceptron was drawn slower than the 0.9-ms LSTM on one run of the Compare page).
+    take turns, ``rounds`` times over the clips, in the opposite order each round: a shared machine's speed
+    drifts within seconds, and timing one model's calls all at once would give that drift to whichever model
+    comes last (a 0.7-ms model can then read slower than a 0.9-ms one).
     """
     if not clips:
         return {}

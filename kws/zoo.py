@@ -174,8 +174,8 @@ BN_MOMENTUM = 0.9
 def _bn():
     """Batch norm whose running statistics follow the weights within ~10 batches (Keras's default: ~100).
 
-    With the default, validation accuracy swung between ~40% and 99% from one epoch to the next while the
-    learning rate was high (the statistics lagged the weights); at 0.9 it stays steady (measured).
+    With the default, validation accuracy swings between ~40% and 99% from one epoch to the next while the
+    learning rate is high (the statistics lag the weights); at 0.9 it stays steady.
     """
     return layers.BatchNormalization(momentum=BN_MOMENTUM)
 
