@@ -18,9 +18,9 @@ from kws import config
 
 logger = logging.getLogger(__name__)
 
-#: What the cache holds, relative to :func:`kws.config.cache_dir`: feature sets (and TFLite copies that older
-#: versions kept there, removed like the rest).
-PATTERNS: tuple[str, ...] = ("features-*.npz", "tflite/*.tflite")
+#: What the cache holds, relative to :func:`kws.config.cache_dir`: feature sets, each model file's answers to a
+#: split (:func:`kws.evaluate.evaluate`), and TFLite copies that older versions kept there, removed like the rest.
+PATTERNS: tuple[str, ...] = ("features-*.npz", "predictions-*.npy", "tflite/*.tflite")
 
 #: Temporary files of writes that never finished (a killed process); removed once this old.
 STALE_TEMP_SECONDS = 3600

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kws import cards, config, dataset, store
+from kws import cache, cards, config, dataset, store
 from kws.cards import Column
 
 if TYPE_CHECKING:
@@ -202,10 +205,13 @@ def evaluate(
     if not mask.any():
         raise dataset.DatasetMissingError(f"The {split} split of this dataset holds no clips.")
     y_true = any_set.y[mask]
+    inputs = {s: np.ascontiguousarray(fs.x[mask]) for s, fs in by_settings.items()}
+    digests = {s: hashlib.blake2b(x.tobytes(), digest_size=16).hexdigest() for s, x in inputs.items()}
+    # two at a time: each model's interpreter lets go of the GIL while it computes (this machine has two cores)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kws-evaluate") as pool:
+        answered = list(pool.map(lambda m: _predictions(m, inputs[m.settings], digests[m.settings]), models))
     predictions, scores, opens = {}, {}, {}
-    for m in models:
-        fs = by_settings[m.settings]
-        probs = m.predict_batch(fs.x[mask])
+    for m, probs in zip(models, answered):
         predictions[m.name] = probs
         own = y_true < len(m.labels)  # a three-label model is scored on the keyword clips
         scores[m.name] = scores_from_predictions(y_true[own], probs[own].argmax(axis=1), m.labels)
@@ -220,6 +226,36 @@ def evaluate(
         open=opens,
         labels={m.name: tuple(m.labels) for m in models},
     )
+
+
+def _predictions(model: LoadedModel, x: np.ndarray, digest: str) -> np.ndarray:
+    """``model``'s probabilities for the inputs ``x`` (``digest``: a hash of their bytes), from the cache folder
+    where this very file (its checksum) has answered these very inputs before, else computed and kept there.
+
+    Scoring a split answers each clip one call at a time (the files take a batch of one), seconds per model on
+    two cores; what the cache keys on is all an answer depends on, so a kept answer is the same answer.
+    """
+    sha = model.info.tflite_sha256(model.precision)
+    if sha is None:
+        return model.predict_batch(x)
+    key = hashlib.blake2b(f"{sha}|{model.runner.runtime}|{digest}|{x.shape}".encode(), digest_size=12).hexdigest()
+    path = config.cache_dir() / f"predictions-{model.name}-{key}.npy"
+    try:
+        kept = np.load(path, allow_pickle=False)
+        if kept.shape == (len(x), len(model.labels)):
+            cache.mark_used(path)
+            return kept
+    except (OSError, ValueError):  # not there yet, or a damaged file: answer again
+        pass
+    probs = model.predict_batch(x)
+    out = io.BytesIO()
+    np.save(out, probs, allow_pickle=False)
+    try:
+        store.write_bytes_atomic(path, out.getvalue())
+        cache.prune(keep=path)
+    except OSError as err:  # a full or read-only cache folder costs speed, not the result
+        logger.warning("could not keep %s's answers in %s: %s", model.name, path.parent, err)
+    return probs
 
 
 #: ``kws evaluate``'s table, one row per model: what the model is from its card; labels, accuracy, accuracy per

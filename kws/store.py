@@ -218,6 +218,11 @@ class ModelInfo:
         entry = self._tflite_entry(precision)
         return None if entry is None else entry.get("size_bytes")
 
+    def tflite_sha256(self, precision: str = PRECISIONS[0]) -> str | None:
+        """The checksum of the model's TFLite file in ``precision`` its JSON records (what loading checks)."""
+        entry = self._tflite_entry(precision)
+        return None if entry is None else entry.get("sha256")
+
     def _tflite_entry(self, precision: str) -> dict[str, Any] | None:
         return _tflite_entry(self.meta, precision)
 

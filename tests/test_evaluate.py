@@ -95,6 +95,34 @@ def test_models_already_loaded_are_used_not_loaded_again(tiny_real, predictor, m
 
 
 @pytest.mark.skipif(not have_shipped_models(), reason="no shipped models in models/")
+def test_a_model_file_answers_the_same_inputs_once_then_from_the_cache(tiny_real, monkeypatch) -> None:
+    """Scoring a split is seconds of one-clip calls per model: the answers are kept in the cache folder under the
+    file's checksum and a hash of the inputs, so a fresh server's Compare reads them; other inputs, or a damaged
+    kept file, are answered afresh."""
+    from kws import inference
+
+    root, split = tiny_real
+    calls = []
+    real = inference.LoadedModel.predict_batch
+    monkeypatch.setattr(inference.LoadedModel, "predict_batch", lambda m, x: calls.append(m.name) or real(m, x))
+    first = evaluate.evaluate(config.SHIPPED_MODELS_DIR, root, split)
+    names = [m.name for m in shipped_models()]
+    assert sorted(calls) == sorted(names)
+    kept = sorted((config.cache_dir()).glob("predictions-*.npy"))
+    assert len(kept) == len(names)
+    again = evaluate.evaluate(config.SHIPPED_MODELS_DIR, root, split)
+    assert sorted(calls) == sorted(names)  # nothing answered again
+    for name in names:
+        np.testing.assert_array_equal(again.predictions[name], first.predictions[name])
+    kept[0].write_bytes(b"not an array")
+    evaluate.evaluate(config.SHIPPED_MODELS_DIR, root, split)
+    assert len(calls) == len(names) + 1  # the damaged file's model answered again, the others read theirs
+    (root / "bed" / sorted((root / "bed").glob("*.wav"))[0].name).unlink()  # other inputs
+    evaluate.evaluate(config.SHIPPED_MODELS_DIR, root, split)
+    assert len(calls) == 2 * len(names) + 1
+
+
+@pytest.mark.skipif(not have_shipped_models(), reason="no shipped models in models/")
 def test_unknown_split(tiny_real) -> None:
     root, _ = tiny_real
     with pytest.raises(ValueError, match="unknown split"):
