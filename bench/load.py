@@ -206,7 +206,7 @@ async def wait_quiet(pid: int, limit_s: float = 120.0, busy_share: float = 0.05,
 
 async def open_try_it(page: Any, url: str, timeout_ms: float) -> None:
     """Open the app's home page, then Try it through the sidebar (as :func:`kws.testing.open_page` does)."""
-    await page.goto(url)
+    await page.goto(url, timeout=timeout_ms)  # not the default 30 s: twenty pages loading at once take longer
     await page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
     await page.locator(SIDEBAR_NAV).get_by_role("link", name="Try it").click()
     await page.wait_for_url(lambda u: u.rstrip("/") != url.rstrip("/"), timeout=timeout_ms)

@@ -186,7 +186,7 @@ def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) 
     (Opening a page's URL directly also works, even on a fresh server: see ``kws.ui.state.through_router`` and
     ``test_page_url_on_a_fresh_server_goes_through_the_router``.)
     """
-    page.goto(base_url)
+    page.goto(base_url, timeout=timeout_ms)
     wait_for_app(page, timeout_ms)
     page.locator(SIDEBAR_NAV).get_by_role("link", name=title).click()
     page.wait_for_url(lambda url: url.rstrip("/") != base_url.rstrip("/"), timeout=timeout_ms)
