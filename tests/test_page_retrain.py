@@ -67,14 +67,20 @@ def test_page_shows_the_controls_and_an_estimate(runs: Path, data_dir: Path) -> 
     assert list(sets["set"]) == [modelsets.SHIPPED] and list(sets["in use"]) == ["✓"]
 
 
-def test_the_other_switch_reaches_the_run(runs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked = []
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The configs the page asks the training manager to start; it trains nothing and says "recorded"."""
+    configs: list = []
 
-    def start(self, cfg, owner="someone", data_dir=None):  # records what the page asks for, trains nothing
-        asked.append(cfg)
+    def start(self, cfg, owner="someone", data_dir=None):
+        configs.append(cfg)
         raise jobs.Busy("recorded")
 
     monkeypatch.setattr(jobs.TrainingManager, "start", start)
+    return configs
+
+
+def test_the_other_switch_reaches_the_run(runs: Path, data_dir: Path, asked: list) -> None:
     at = open_page()
     other = at.toggle(key="retrain_other")
     assert other.label == "Learn 'other' from the other words" and other.value is True
@@ -85,15 +91,8 @@ def test_the_other_switch_reaches_the_run(runs: Path, data_dir: Path, monkeypatc
 
 
 def test_the_lecture_networks_reach_the_run_and_best_is_refused_with_them(
-    runs: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    runs: Path, data_dir: Path, asked: list
 ) -> None:
-    asked = []
-
-    def start(self, cfg, owner="someone", data_dir=None):  # records what the page asks for, trains nothing
-        asked.append(cfg)
-        raise jobs.Busy("recorded")
-
-    monkeypatch.setattr(jobs.TrainingManager, "start", start)
     at = open_page()
     zoo = at.radio(key="retrain_zoo")
     assert zoo.value == "today" and zoo.label == "Networks"
