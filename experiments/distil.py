@@ -120,17 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         return np.concatenate([np.eye(n, dtype=np.float32)[y], soften(probs, args.temperature)], axis=1)
 
     class DistilBatches(train._EpochBatches):
-        """The training batches of ``kws.train`` with packed targets; clean clips' teacher outputs made once."""
+        """The training batches of ``kws.train``, each label packed beside the teachers' softened answers."""
 
-        clean: np.ndarray | None = None
-
-        def _targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            return pack(np.asarray(x), y)
-
-        def _clean_targets(self) -> np.ndarray:
-            if DistilBatches.clean is None:
-                DistilBatches.clean = super()._clean_targets()
-            return DistilBatches.clean
+        def _refresh(self) -> None:
+            super()._refresh()
+            self.y = pack(self.x, self.y)
 
     def fit_one(name, data, cfg, settings, listener, shared=None, start_from=None):
         del start_from  # a distilled model starts from random weights

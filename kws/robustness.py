@@ -56,7 +56,8 @@ def models_stamp(models_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _test_items(data_dir: str | Path | None) -> list[dataset.Item]:
+def test_items(data_dir: str | Path | None) -> list[dataset.Item]:
+    """The test split's clips, keywords and other words, that a result measures (one scan of the dataset)."""
     items = [item for item in dataset.scan(data_dir, other=True) if item.split == "test"]
     if not items:
         raise dataset.DatasetMissingError("The test split of this dataset holds no clips.")
@@ -79,13 +80,19 @@ def _path(stamp: str, fingerprint: str, noise_clips: Sequence[Path], seed: int, 
 
 
 def result_path(
-    models_dir: str | Path, data_dir: str | Path | None = None, seed: int = 0, snrs: Sequence[int] = SNRS
+    models_dir: str | Path,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    snrs: Sequence[int] = SNRS,
+    items: Sequence[dataset.Item] | None = None,
 ) -> Path:
-    """Where the result for this model set, test split, noise, seed and SNRs is stored (it may not exist yet).
+    """Where the result for this model set, test split, noise, seed and SNRs is stored (it may not exist yet);
+    ``items``: :func:`test_items`, where the caller has them.
 
     Raises :class:`kws.dataset.DatasetMissingError` where there is no dataset or no usable noise.
     """
-    return _path(models_stamp(models_dir), dataset.fingerprint(_test_items(data_dir)), _noise(data_dir), seed, snrs)
+    items = test_items(data_dir) if items is None else items
+    return _path(models_stamp(models_dir), dataset.fingerprint(items), _noise(data_dir), seed, snrs)
 
 
 def load(
@@ -106,10 +113,17 @@ def read(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def estimate_seconds(models_dir: str | Path, data_dir: str | Path | None = None, snrs: Sequence[int] = SNRS) -> float:
-    """About how long :func:`measure` takes here: clips x levels x distinct feature settings."""
+def estimate_seconds(
+    models_dir: str | Path,
+    data_dir: str | Path | None = None,
+    snrs: Sequence[int] = SNRS,
+    items: Sequence[dataset.Item] | None = None,
+) -> float:
+    """About how long :func:`measure` takes here: clips x levels x distinct feature settings (``items``: as in
+    :func:`result_path`)."""
     n_settings = len({json.dumps(i.meta["feature_settings"], sort_keys=True) for i in store.list_models(models_dir)})
-    return STARTUP_S + len(_test_items(data_dir)) * (len(snrs) + 1) * max(n_settings, 1) * SECONDS_PER_CLIP_LEVEL
+    clips = len(test_items(data_dir) if items is None else items)
+    return STARTUP_S + clips * (len(snrs) + 1) * max(n_settings, 1) * SECONDS_PER_CLIP_LEVEL
 
 
 def measure(
@@ -130,7 +144,7 @@ def measure(
     from kws.evaluate import open_scores
     from kws.inference import load_models
 
-    items = _test_items(data_dir)
+    items = test_items(data_dir)
     noise_paths = _noise(data_dir)
     models = load_models(models_dir)
     settings = list(dict.fromkeys(m.settings for m in models))

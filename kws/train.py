@@ -312,22 +312,12 @@ class _EpochBatches(keras.utils.PyDataset):
         self.x: np.ndarray | None = None
         self.y: np.ndarray | None = None
 
-    def _targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """What the model is trained towards for examples ``x`` of labels ``y``: the labels (a distillation
-        script in ``bench/`` packs a teacher's answers beside them)."""
-        return y
-
-    def _clean_targets(self) -> np.ndarray:
-        """:meth:`_targets` of the clean clips, which are the same every epoch."""
-        return self._targets(self.data.x["train"], self.data.y["train"])
-
     def _refresh(self) -> None:
         epoch = max(self.epoch, 0)
-        x, y = self.data.x["train"], self._clean_targets()
+        x, y = self.data.x["train"], self.data.y["train"]
         if self.epochs.copies > 0:
-            variants = self.epochs.features(epoch)
-            x = np.concatenate([x, variants])
-            y = np.concatenate([y, self._targets(variants, np.tile(self.data.y["train"], self.epochs.copies))])
+            x = np.concatenate([x, self.epochs.features(epoch)])
+            y = np.tile(y, 1 + self.epochs.copies)  # each variant keeps its clip's label
         order = self.rng.permutation(len(y))
         self.x, self.y = x[order], y[order]
         self._ready_for = epoch

@@ -85,7 +85,8 @@ def test_the_cli_prints_a_table_and_fails_in_one_line_without_noise(tiny_data: P
 
     done = run(tiny_data)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Keyword accuracy:\n\n| Model | clean | 30 dB |") and "| best |" in done.stdout
+    words = " ".join(done.stdout.split())  # the table's cells, whatever padding aligns its columns
+    assert words.startswith("Keyword accuracy: | Model | clean | 30 dB |") and "| best |" in words
     shutil.rmtree(tiny_data / NOISE_FOLDER)
     failed = run(tiny_data)
     assert failed.returncode == 2 and failed.stderr.count("\n") == 1 and "noise" in failed.stderr

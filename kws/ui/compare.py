@@ -102,7 +102,9 @@ def _robustness_target(
     not on every rerun of Compare or every poll of the progress."""
     from kws import robustness
 
-    return str(robustness.result_path(models_dir, data_dir)), robustness.estimate_seconds(models_dir, data_dir)
+    items = robustness.test_items(data_dir)  # one scan of the dataset for both
+    path = robustness.result_path(models_dir, data_dir, items=items)
+    return str(path), robustness.estimate_seconds(models_dir, data_dir, items=items)
 
 
 def _robustness_key() -> tuple[Path, float]:
