@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from kws import insights, pictures, plots, ui
+from kws import insights, plots, ui
 from kws.config import data_dir
 from kws.dataset import DatasetMissingError, missing_message
 from kws.store import ModelStoreError
 
 ui.through_router()  # first: a page URL opened on a fresh server goes through app.py
-
-PER_PAGE = 5
 
 st.title("Compare models")
 try:
@@ -99,24 +95,6 @@ st.markdown(
 if not mistakes:
     st.stop()
 st.dataframe(insights.mistakes_table(mistakes), hide_index=True)
-pages = (len(mistakes) + PER_PAGE - 1) // PER_PAGE
-if st.session_state.get("compare_page", 1) > pages:  # another model may have fewer mistakes
-    st.session_state.compare_page = 1
-page = st.number_input(f"Page (of {pages})", 1, pages, key="compare_page") if pages > 1 else 1
 settings = next(i.settings for i in infos if i.name == model)
-for mistake in mistakes[(page - 1) * PER_PAGE : page * PER_PAGE]:
-    with st.container(border=True):
-        left, right = st.columns([2, 3])
-        with left:
-            said = mistake.predicted
-            st.markdown(
-                f"`{mistake.name}` · true word **{mistake.true_word}**, {model} said **{said.word}** ({said.confidence:.0%})"
-            )
-            st.audio(Path(mistake.path).read_bytes(), format="audio/wav")
-            answers = insights.answers_table(mistake)
-            st.dataframe(
-                answers, hide_index=True, column_config={"confidence": st.column_config.NumberColumn(format="percent")}
-            )
-        with right:
-            view = insights.clip_view(mistake.path, settings)
-            ui.show_picture(st, pictures.mfcc_picture(view.features, settings, title=f"What {model} heard"))
+for mistake in ui.page_of(mistakes, key="compare_page"):
+    ui.mistake_card(mistake, model, settings)

@@ -14,7 +14,17 @@ Pages call these names from here (``ui.model_cards``); tests that replace one pa
 from __future__ import annotations
 
 from kws.ui.cards import clip_pictures, listened_view, model_card, model_cards, players, show_picture
-from kws.ui.compare import comparison_columns, det_view, latencies, model_downloads, robustness_view, training_curves
+from kws.ui.compare import (
+    MISTAKES_PER_PAGE,
+    comparison_columns,
+    det_view,
+    latencies,
+    mistake_card,
+    model_downloads,
+    page_of,
+    robustness_view,
+    training_curves,
+)
 from kws.ui.layout import CARD_WIDTH, ONE_PER_ROW_PX, TWO_PER_ROW_PX, boxes, in_groups
 from kws.ui.noisy import NOISE_SNRS, noise_control
 from kws.ui.sets import SET_CHOICES, model_set_switch, model_sets, new_vs_current
@@ -39,6 +49,9 @@ from kws.ui.state import (
 )
 
 __all__ = [
+    "page_of",
+    "mistake_card",
+    "MISTAKES_PER_PAGE",
     "SET_KEY",
     "active_models_dir",
     "through_router",

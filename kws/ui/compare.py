@@ -193,3 +193,36 @@ def model_downloads(infos: list[store.ModelInfo], key: str) -> None:
             type="primary",
             key=f"{key}_set",
         )
+
+
+#: Wrong clips shown per page of Compare's mistakes view.
+MISTAKES_PER_PAGE = 5
+
+
+def page_of(items: list, key: str, per_page: int = MISTAKES_PER_PAGE) -> list:
+    """The part of ``items`` that a page-number box keyed ``key`` chooses (no box for a single page); a number
+    past the last page (another model may have fewer mistakes) starts again at 1."""
+    pages = (len(items) + per_page - 1) // per_page
+    if st.session_state.get(key, 1) > pages:
+        st.session_state[key] = 1
+    page = st.number_input(f"Page (of {pages})", 1, pages, key=key) if pages > 1 else 1
+    return items[(page - 1) * per_page : page * per_page]
+
+
+def mistake_card(mistake, model: str, settings) -> None:
+    """One test clip ``model`` gets wrong: its name, true word and what the model said, a player, what every
+    model said, and the MFCC picture the model heard."""
+    from kws import insights, pictures
+    from kws.ui import cards
+
+    with st.container(border=True):
+        left, right = st.columns([2, 3])
+        said = mistake.predicted
+        left.markdown(
+            f"`{mistake.name}` · true word **{mistake.true_word}**, {model} said **{said.word}** ({said.confidence:.0%})"
+        )
+        left.audio(Path(mistake.path).read_bytes(), format="audio/wav")
+        percent = st.column_config.NumberColumn(format="percent")
+        left.dataframe(insights.answers_table(mistake), hide_index=True, column_config={"confidence": percent})
+        view = insights.clip_view(mistake.path, settings)
+        cards.show_picture(right, pictures.mfcc_picture(view.features, settings, title=f"What {model} heard"))
