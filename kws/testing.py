@@ -194,8 +194,9 @@ def open_page(page: Any, base_url: str, title: str, timeout_ms: float = 90_000) 
 
 
 def cpu_model() -> str:
-    """The processor's name (``/proc/cpuinfo``'s "model name", else ``platform.processor()``): machines of one
-    kind differ, and the same 2 cores of another model run these benches at a different pace."""
+    """The processor's name (``/proc/cpuinfo``'s "model name", else ``platform.processor()``), kept with each
+    bench record. It does not tell every pair of machines apart (two that both said "AMD EPYC" ran the benches
+    2x apart), so figures are compared within one record, against a yardstick measured in the same run."""
     import platform
 
     try:
