@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -82,6 +84,22 @@ def test_warm_up_loads_the_models_and_leaves_scoring_to_compare(monkeypatch, cap
         state._warm_up()
     assert done == ["models"]
     assert "warm-up: models loaded" in caplog.text
+
+
+def test_the_warm_up_thread_imports_no_module_plotly_peeks_at() -> None:
+    """Plotly takes pandas from ``sys.modules`` without the import lock: while the warm-up imported pandas, the
+    first confusion matrix built on the page's thread failed ("partially initialized module 'pandas' has no
+    attribute 'Series'"). A fresh interpreter loads the shipped models as the warm-up does."""
+    code = (
+        "import sys\n"
+        "from kws.ui import state\n"
+        "assert 'pandas' not in sys.modules, 'imported before the warm-up'\n"
+        "state._warm_up()\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'xarray') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
 
 
 def test_warm_up_without_a_dataset_or_with_broken_models_stops_without_raising(monkeypatch, caplog) -> None:

@@ -81,13 +81,14 @@ def get_predictor(models_dir: Path | None = None):
 
 
 def warm_up() -> None:
-    """Load the active models, and import what the first table needs (pandas, pyarrow), in the background, once
-    per server, as soon as any page is opened.
+    """Load the active models in the background, once per server, as soon as any page is opened.
 
     A page that needs them meanwhile waits for the same computation (Streamlit computes each cached value once)
     rather than starting its own. Scoring the test split is left to the first visit to Compare, which asks for it:
     here it would take both cores while the first visitor's live take needs them. Not under AppTest, where every
-    run is a fresh server and a thread would outlive its test.
+    run is a fresh server and a thread would outlive its test. The thread imports only what the models need:
+    Plotly reads pandas from ``sys.modules`` without taking the import lock, so a pandas half-imported here
+    breaks a chart built meanwhile on the page's thread.
     """
     from streamlit import config
 
@@ -116,8 +117,6 @@ def _warm_up() -> None:
     from kws.dataset import DatasetMissingError
 
     start = time.monotonic()
-    # the first table's import (st.dataframe: pandas and pyarrow, ~0.5 s) beside the models' loading
-    threading.Thread(target=_import_tables, name=_WARM_UP_THREAD, daemon=True).start()
     try:
         get_predictor(modelsets.active_models_dir())  # the app's set: a thread has no visitor to ask
         logger.info("warm-up: models loaded in %.1f s", time.monotonic() - start)
@@ -125,11 +124,6 @@ def _warm_up() -> None:
         logger.info("warm-up stopped: %s", err)
     except Exception:
         logger.exception("warm-up failed; pages will load what they need themselves")
-
-
-def _import_tables() -> None:
-    import pandas  # noqa: F401
-    import pyarrow  # noqa: F401
 
 
 def cannot_load(err: store.ModelStoreError) -> str:
