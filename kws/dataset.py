@@ -21,7 +21,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,7 +64,7 @@ def missing_message(directory: Path) -> str:
 
 def speaker_of(path: str | Path) -> str:
     """The speaker id: the file name before ``_nohash_``."""
-    return re.sub(r"_nohash_.*$", "", Path(path).name)
+    return os.path.basename(path).split("_nohash_", 1)[0]
 
 
 def _percent(key: str) -> float:
@@ -83,7 +82,12 @@ def open_speakers() -> frozenset[str]:
 def split_of(path: str | Path) -> str:
     """train / validation / test from a stable hash of the speaker (the dataset's own ``which_set``), except
     for the pinned other-word-only speakers, who go to train or validation (see the module's docstring)."""
-    speaker = speaker_of(path)
+    return _split_of_speaker(speaker_of(path))
+
+
+@functools.lru_cache(maxsize=65536)
+def _split_of_speaker(speaker: str) -> str:
+    """:func:`split_of` for one speaker: a scan asks once per speaker, not once per clip."""
     if speaker in open_speakers():
         return "validation" if _percent("other:" + speaker) < OPEN_VALIDATION_PERCENT else "train"
     percent = _percent(speaker)
@@ -133,11 +137,11 @@ def scan(directory: str | Path | None = None, labels: Sequence[str] = config.LAB
     folders = [(root / label, label) for label in labels if (root / label).is_dir()]
     if other:
         folders += [(folder, config.OTHER) for folder in other_folders(root, labels)]
-    items = [
-        Item(path=path, label=label, speaker=speaker_of(path), split=split_of(path), word=folder.name)
-        for folder, label in folders
-        for path in sorted(folder.glob("*.wav"))
-    ]
+    items = []
+    for folder, label in folders:
+        for name in sorted(n for n in os.listdir(folder) if n.endswith(".wav")):
+            speaker = speaker_of(name)
+            items.append(Item(folder / name, label, speaker, _split_of_speaker(speaker), folder.name))
     if not items:
         raise DatasetMissingError(missing_message(root))
     return items
