@@ -63,8 +63,13 @@ def mic_wav(known_clip, tmp_path) -> tuple[Path, str]:
 
 
 def open_try_it(page, server: str) -> None:
+    """Try it, its first run finished: the prompt under the four ways in is the page's last line, and the run
+    then loads the models. A click made while a loaded machine was still in that run was once lost (the
+    example's result never came), so callers act only once the page is idle."""
     open_page(page, server, "Try it", timeout_ms=RESULT_TIMEOUT_MS)
     page.get_by_text("Try an example").first.wait_for()
+    page.get_by_text("Give a clip in one of the four ways above").wait_for(timeout=RESULT_TIMEOUT_MS)
+    wait_for_app(page, RESULT_TIMEOUT_MS)
 
 
 def assert_heard(page, source: str, word: str) -> None:
